@@ -1,0 +1,61 @@
+package v1alpha1
+
+// Condition types.
+const (
+	// ConditionReady is True when the credential is issued, its Secret and
+	// backing token exist, and it is verifiable.
+	ConditionReady = "Ready"
+	// ConditionActive is True while an ApiClient's credentials are accepted
+	// (spec.active is true).
+	ConditionActive = "Active"
+	// ConditionExpired is True once a CredentialGrant's expiresAt has passed.
+	ConditionExpired = "Expired"
+	// ConditionRevoked is True once a CredentialGrant's backing token has
+	// been deleted for good (expiry, or its client gone).
+	ConditionRevoked = "Revoked"
+)
+
+// Condition reasons.
+const (
+	// ReasonIssued: the credential is issued and verifiable.
+	ReasonIssued = "Issued"
+	// ReasonClientNotFound: the grant's ApiClient does not exist (yet).
+	ReasonClientNotFound = "ClientNotFound"
+	// ReasonClientNotReady: the grant's ApiClient exists but is not Ready.
+	ReasonClientNotReady = "ClientNotReady"
+	// ReasonClientInactive: the grant's ApiClient has spec.active false.
+	ReasonClientInactive = "ClientInactive"
+	// ReasonPermissionNotGranted: the grant names a permission its client
+	// does not hold.
+	ReasonPermissionNotGranted = "PermissionNotGranted"
+	// ReasonSecretRefNotFound: the Secret named by clientSecretRef, or its
+	// key, does not exist (yet).
+	ReasonSecretRefNotFound = "SecretRefNotFound"
+	// ReasonSecretConflict: the target Secret exists and belongs to someone
+	// else; Latchkey never overwrites it.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonExpired: expiresAt has passed and the credential is revoked.
+	ReasonExpired = "Expired"
+	// ReasonNotExpired: expiresAt has not passed, or there is none.
+	ReasonNotExpired = "NotExpired"
+	// ReasonRevoked: the backing token has been deleted.
+	ReasonRevoked = "Revoked"
+	// ReasonNotRevoked: the backing token exists.
+	ReasonNotRevoked = "NotRevoked"
+	// ReasonActive: spec.active is true.
+	ReasonActive = "Active"
+	// ReasonDeactivated: spec.active is false.
+	ReasonDeactivated = "Deactivated"
+	// ReasonIssueFailed: issuing failed with an error that will be retried.
+	ReasonIssueFailed = "IssueFailed"
+)
+
+// Well-known labels and annotations.
+const (
+	// LabelManagedBy marks every object Latchkey writes.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy on Latchkey's objects.
+	ManagedByValue = "latchkey"
+	// AnnotationRotate: a new value issues a new secret.
+	AnnotationRotate = "latchkey.dev/rotate"
+)
