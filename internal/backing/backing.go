@@ -1,0 +1,179 @@
+// Package backing defines Latchkey's backing tokens: one Secret per issued
+// secret, in the operator's own namespace, holding only a hash of the secret
+// (data key "hash") and, in labels and annotations, the owner's identity. The
+// verifier consults backing tokens; revocation deletes them.
+//
+// Backing tokens live in the operator namespace so that read access to them
+// can be limited to the operator and the verifier, and so that a user who can
+// read Secrets in their own namespace learns nothing from them.
+package backing
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+)
+
+// SecretType is the type of a backing-token Secret.
+const SecretType corev1.SecretType = "latchkey.dev/backing-token"
+
+// Labels select backing tokens without reading them.
+const (
+	LabelComponent = "app.kubernetes.io/component"
+	ComponentValue = "backing-token"
+	LabelTokenID   = "latchkey.dev/token-id"
+	LabelOwnerKind = "latchkey.dev/owner-kind"
+	LabelOwnerUID  = "latchkey.dev/owner-uid"
+	// LabelClientUID is the UID of the ApiClient the token belongs to (the
+	// owner itself for a client secret): deleting the client deletes every
+	// backing token with this label.
+	LabelClientUID = "latchkey.dev/client-uid"
+)
+
+// Annotations carry identity that does not fit in a label value.
+const (
+	AnnotationOwnerNamespace = "latchkey.dev/owner-namespace"
+	AnnotationOwnerName      = "latchkey.dev/owner-name"
+	AnnotationClientID       = "latchkey.dev/client-id"
+	AnnotationType           = "latchkey.dev/credential-type"
+	AnnotationExpiresAt      = "latchkey.dev/expires-at"
+	// AnnotationRetireAt marks a rotated-out token that stays valid until
+	// this time (the rotation grace period), then is deleted.
+	AnnotationRetireAt = "latchkey.dev/retire-at"
+)
+
+// KeyHash is the only data key of a backing token.
+const KeyHash = "hash"
+
+// Owner kinds.
+const (
+	KindApiClient       = "ApiClient"
+	KindCredentialGrant = "CredentialGrant"
+)
+
+// TypeClientSecret is the credential type of an ApiClient's client secret.
+const TypeClientSecret = "client-secret"
+
+// Token is a backing token.
+type Token struct {
+	ID             string
+	Hash           string
+	OwnerKind      string
+	OwnerNamespace string
+	OwnerName      string
+	OwnerUID       types.UID
+	ClientUID      types.UID
+	ClientID       string
+	// Type is TypeClientSecret or a CredentialGrant's spec.type.
+	Type      string
+	ExpiresAt *time.Time
+	RetireAt  *time.Time
+	// CreatedAt is the Secret's creation time: when the secret was issued.
+	CreatedAt time.Time
+}
+
+// Name is the Secret name of the backing token with this token id.
+func Name(tokenID string) string { return "lk-" + tokenID }
+
+// Selector for the backing tokens of one owner.
+func OwnerSelector(uid types.UID) map[string]string {
+	return map[string]string{LabelOwnerUID: string(uid), LabelComponent: ComponentValue}
+}
+
+// ClientSelector selects the backing tokens of a client and of all its grants.
+func ClientSelector(uid types.UID) map[string]string {
+	return map[string]string{LabelClientUID: string(uid), LabelComponent: ComponentValue}
+}
+
+// Secret renders the token as a Secret in namespace.
+func (t Token) Secret(namespace string) *corev1.Secret {
+	ann := map[string]string{
+		AnnotationOwnerNamespace: t.OwnerNamespace,
+		AnnotationOwnerName:      t.OwnerName,
+		AnnotationClientID:       t.ClientID,
+		AnnotationType:           t.Type,
+	}
+	if t.ExpiresAt != nil {
+		ann[AnnotationExpiresAt] = t.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if t.RetireAt != nil {
+		ann[AnnotationRetireAt] = t.RetireAt.UTC().Format(time.RFC3339)
+	}
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      Name(t.ID),
+			Namespace: namespace,
+			Labels: map[string]string{
+				latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue,
+				LabelComponent:                  ComponentValue,
+				LabelTokenID:                    t.ID,
+				LabelOwnerKind:                  t.OwnerKind,
+				LabelOwnerUID:                   string(t.OwnerUID),
+				LabelClientUID:                  string(t.ClientUID),
+			},
+			Annotations: ann,
+		},
+		Type:      SecretType,
+		Immutable: nil,
+		Data:      map[string][]byte{KeyHash: []byte(t.Hash)},
+	}
+}
+
+// FromSecret reads a backing token. It fails for a Secret that is not one.
+func FromSecret(s *corev1.Secret) (Token, error) {
+	if s.Type != SecretType || s.Labels[LabelComponent] != ComponentValue {
+		return Token{}, fmt.Errorf("secret %s/%s is not a backing token", s.Namespace, s.Name)
+	}
+	t := Token{
+		ID:             s.Labels[LabelTokenID],
+		Hash:           string(s.Data[KeyHash]),
+		OwnerKind:      s.Labels[LabelOwnerKind],
+		OwnerUID:       types.UID(s.Labels[LabelOwnerUID]),
+		ClientUID:      types.UID(s.Labels[LabelClientUID]),
+		OwnerNamespace: s.Annotations[AnnotationOwnerNamespace],
+		OwnerName:      s.Annotations[AnnotationOwnerName],
+		ClientID:       s.Annotations[AnnotationClientID],
+		Type:           s.Annotations[AnnotationType],
+		CreatedAt:      s.CreationTimestamp.Time,
+	}
+	if t.ID == "" || s.Name != Name(t.ID) || t.Hash == "" {
+		return Token{}, fmt.Errorf("backing token %s/%s is incomplete", s.Namespace, s.Name)
+	}
+	var err error
+	if t.ExpiresAt, err = parseTime(s.Annotations[AnnotationExpiresAt]); err != nil {
+		return Token{}, fmt.Errorf("backing token %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	if t.RetireAt, err = parseTime(s.Annotations[AnnotationRetireAt]); err != nil {
+		return Token{}, fmt.Errorf("backing token %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	return t, nil
+}
+
+// Valid reports whether the token may be accepted at now: not expired and
+// not past its rotation grace period. The verifier also checks the owner.
+func (t Token) Valid(now time.Time) bool {
+	if t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
+		return false
+	}
+	if t.RetireAt != nil && !now.Before(*t.RetireAt) {
+		return false
+	}
+	return true
+}
+
+func parseTime(s string) (*time.Time, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, fmt.Errorf("bad time %q: %w", s, err)
+	}
+	return &t, nil
+}
