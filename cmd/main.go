@@ -6,11 +6,13 @@ import (
 	"flag"
 	"os"
 	"strings"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
 )
 
 func main() {
@@ -25,7 +27,31 @@ func main() {
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
 	flag.BoolVar(&opts.EnableWebhooks, "enable-webhooks", true, "Serve the validating admission webhook.")
 	flag.IntVar(&opts.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
-	flag.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "", "Directory of the webhook serving certificate (tls.crt, tls.key).")
+	flag.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "", "Directory of the webhook serving certificate (tls.crt, tls.key); mount the certificate Secret here.")
+	flag.StringVar(&opts.CertManagement, "cert-management", operator.CertManagementSelf,
+		"Webhook serving certificates: 'self' (the operator creates and rotates its own CA and certificate and injects the CA bundle) or 'cert-manager' (mounted into --webhook-cert-dir by cert-manager or another provider).")
+	flag.StringVar(&opts.WebhookServiceName, "webhook-service-name", certs.DefaultServiceName,
+		"Service through which the API server reaches the webhook; the self-managed certificate is issued for <name>.<namespace>.svc.")
+	flag.StringVar(&opts.WebhookCertDNSName, "webhook-cert-dns-name", "",
+		"DNS name of the self-managed certificate, instead of <webhook-service-name>.<namespace>.svc.")
+	flag.StringVar(&opts.WebhookCertSecretName, "webhook-cert-secret", certs.DefaultSecretName,
+		"Secret in the operator namespace that holds the self-managed CA and serving certificate.")
+	flag.StringVar(&opts.PermissionCatalogFile, "permission-catalog", "",
+		"YAML permission catalog (scopes, global scopes, permissions). Empty: no catalog.")
+	flag.StringVar(&opts.PermissionCatalogConfigMap, "permission-catalog-configmap", "",
+		"ConfigMap in the operator namespace with a permission catalog under key catalog.yaml, watched live and merged with --permission-catalog.")
+	flag.DurationVar(&opts.MaxCredentialLifetime, "max-credential-lifetime", 0,
+		"Longest a CredentialGrant's spec.expiresAt may lie ahead when it is written (for example 2160h); 0: no limit.")
+	flag.StringVar(&opts.VerifierAddr, "verifier-bind-address", ":8082",
+		"Address of the verification service (forward-auth, introspection, token endpoint); 0 disables it.")
+	flag.BoolVar(&opts.VerifierOnly, "verifier-only", false,
+		"Run only the verification service, with read-only access: no controllers, no webhook, no usage writes.")
+	flag.StringVar(&opts.Verifier.IntrospectionPermission, "introspection-permission", "system.introspect",
+		"Permission a caller of /oauth2/introspect must hold.")
+	flag.DurationVar(&opts.Verifier.AccessTokenTTL, "access-token-ttl", time.Hour,
+		"Lifetime of access tokens issued by /oauth2/token (client_credentials).")
+	flag.DurationVar(&opts.Verifier.UsageInterval, "usage-interval", time.Minute,
+		"How often a credential's last use is written to status.lastUsedAt (at most once per object per interval); 0 disables.")
 	qps := flag.Float64("kube-api-qps", 50, "Queries per second to the API server.")
 	flag.IntVar(&opts.Burst, "kube-api-burst", 100, "Burst of queries to the API server.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Parallel reconciles per controller.")

@@ -1,8 +1,29 @@
 package controller
 
 import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
 )
+
+// IndexGrantClientName indexes CredentialGrants by spec.clientName, so a
+// change to an ApiClient reaches its grants without a List of all grants.
+const IndexGrantClientName = "spec.clientName"
 
 // Options configure the controllers.
 type Options struct {
@@ -10,9 +31,100 @@ type Options struct {
 	Namespace string
 	// MaxConcurrentReconciles per controller.
 	MaxConcurrentReconciles int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // Setup registers Latchkey's controllers with the manager.
 func Setup(mgr ctrl.Manager, opts Options) error {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	st := store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: opts.Namespace}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &latchkeyv1alpha1.CredentialGrant{}, IndexGrantClientName,
+		func(o client.Object) []string { return []string{o.(*latchkeyv1alpha1.CredentialGrant).Spec.ClientName} }); err != nil {
+		return fmt.Errorf("indexing CredentialGrants by client: %w", err)
+	}
+	copts := controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
+
+	clients := &ApiClientReconciler{store: st, Recorder: mgr.GetEventRecorder("latchkey-apiclient"), Now: opts.Now}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&latchkeyv1alpha1.ApiClient{}, builder.WithPredicates(specOrMetadataChanged)).
+		// The cache holds only Latchkey's Secrets (label-selected), so this
+		// does not cache the cluster's Secrets.
+		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, backingTokenOwner(opts.Namespace, backing.KindApiClient)).
+		WithOptions(copts).
+		Named("apiclient").
+		Complete(clients); err != nil {
+		return fmt.Errorf("setting up the ApiClient controller: %w", err)
+	}
+
+	grants := &CredentialGrantReconciler{store: st, Recorder: mgr.GetEventRecorder("latchkey-credentialgrant"), Now: opts.Now}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&latchkeyv1alpha1.CredentialGrant{}, builder.WithPredicates(specOrMetadataChanged)).
+		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, backingTokenOwner(opts.Namespace, backing.KindCredentialGrant)).
+		Watches(&latchkeyv1alpha1.ApiClient{}, handler.EnqueueRequestsFromMapFunc(grantsOfClient(mgr.GetClient())),
+			builder.WithPredicates(clientChangedForGrants)).
+		WithOptions(copts).
+		Named("credentialgrant").
+		Complete(grants); err != nil {
+		return fmt.Errorf("setting up the CredentialGrant controller: %w", err)
+	}
 	return nil
+}
+
+// specOrMetadataChanged lets through creates, deletes, spec changes
+// (generation), annotation changes (latchkey.dev/rotate) and the start of a
+// deletion, but not the controller's own status writes or a resync of an
+// unchanged object.
+var specOrMetadataChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		return o.GetGeneration() != n.GetGeneration() ||
+			!maps.Equal(o.GetAnnotations(), n.GetAnnotations()) ||
+			(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
+	},
+}
+
+// clientChangedForGrants: what a grant depends on of its client is its spec
+// (permissions, active), its client id in status, its UID and its deletion.
+var clientChangedForGrants = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld.(*latchkeyv1alpha1.ApiClient), e.ObjectNew.(*latchkeyv1alpha1.ApiClient)
+		return o.Generation != n.Generation || o.Status.ClientID != n.Status.ClientID ||
+			(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil)
+	},
+}
+
+func grantsOfClient(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list latchkeyv1alpha1.CredentialGrantList
+		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexGrantClientName: o.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing grants of client", "apiClient", o.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, g := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: g.Namespace, Name: g.Name}})
+		}
+		return reqs
+	}
+}
+
+// backingTokenOwner maps a backing token in the operator namespace back to
+// its owner, so a deleted or edited backing token is repaired at once.
+func backingTokenOwner(namespace, kind string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		if o.GetNamespace() != namespace || o.GetLabels()[backing.LabelOwnerKind] != kind {
+			return nil
+		}
+		a := o.GetAnnotations()
+		if a[backing.AnnotationOwnerName] == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{
+			Namespace: a[backing.AnnotationOwnerNamespace], Name: a[backing.AnnotationOwnerName]}}}
+	})
 }

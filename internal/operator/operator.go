@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,12 +17,18 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/catalog"
+	"github.com/latchkey-dev/latchkey/internal/catalog/configmap"
 	"github.com/latchkey-dev/latchkey/internal/controller"
+	"github.com/latchkey-dev/latchkey/internal/verifier"
+	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
+	webhookv1alpha1 "github.com/latchkey-dev/latchkey/internal/webhook/v1alpha1"
 )
 
 // DefaultNamespace is where the operator keeps its backing tokens when
@@ -50,6 +57,31 @@ type Options struct {
 	WebhookPort    int
 	WebhookCertDir string
 
+	// CertManagement is CertManagementSelf (default: the operator creates and
+	// rotates its own CA and serving certificate and injects the CA bundle)
+	// or CertManagementCertManager (certificates are mounted into
+	// WebhookCertDir by cert-manager or any other provider).
+	CertManagement string
+	// WebhookServiceName is the Service the API server reaches the webhook
+	// through; the self-managed certificate is issued for
+	// <WebhookServiceName>.<Namespace>.svc.
+	WebhookServiceName string
+	// WebhookCertDNSName overrides that name, for an API server that reaches
+	// the webhook by URL (running the operator outside the cluster).
+	WebhookCertDNSName string
+	// WebhookCertSecretName is the Secret, in Namespace, that holds the
+	// self-managed CA and serving certificate.
+	WebhookCertSecretName string
+	// PermissionCatalogFile is a YAML permission catalog; empty for none.
+	PermissionCatalogFile string
+	// PermissionCatalogConfigMap names a ConfigMap in Namespace holding a
+	// permission catalog under key catalog.yaml, watched live; merged with
+	// PermissionCatalogFile. Empty for none.
+	PermissionCatalogConfigMap string
+	// MaxCredentialLifetime bounds a CredentialGrant's spec.expiresAt from
+	// the time it is written; 0 disables the rule.
+	MaxCredentialLifetime time.Duration
+
 	// QPS and Burst for the API client. client-go's defaults (5/10) are too
 	// low for an operator that writes a Secret, a backing token and a status
 	// for every credential on a cold start.
@@ -61,10 +93,42 @@ type Options struct {
 	// EnableHTTP2 on the webhook and metrics servers; off by default
 	// (CVE-2023-44487, HTTP/2 rapid reset).
 	EnableHTTP2 bool
+
+	// VerifierAddr is the verification service's listen address (":8082");
+	// empty or "0" disables it. VerifierListener, when set, wins (tests).
+	VerifierAddr     string
+	VerifierListener net.Listener
+	// VerifierOnly runs only the verification service: no controllers, no
+	// webhook, read-only access (a separate Deployment with several replicas).
+	VerifierOnly bool
+	// Verifier tunes the verification service; Namespace is filled in.
+	Verifier verifier.Options
+
+	// SkipControllerNameValidation lets one process build several managers
+	// (tests that restart the operator); controller names are global.
+	SkipControllerNameValidation bool
 }
+
+// Certificate management modes for the admission webhook.
+const (
+	CertManagementSelf        = "self"
+	CertManagementCertManager = "cert-manager"
+)
 
 // Defaults fills unset options.
 func (o *Options) Defaults() {
+	if o.CertManagement == "" {
+		o.CertManagement = CertManagementSelf
+	}
+	if o.WebhookServiceName == "" {
+		o.WebhookServiceName = certs.DefaultServiceName
+	}
+	if o.WebhookCertSecretName == "" {
+		o.WebhookCertSecretName = certs.DefaultSecretName
+	}
+	if o.WebhookCertDir == "" {
+		o.WebhookCertDir = certs.DefaultCertDir
+	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
 	}
@@ -106,6 +170,10 @@ func CacheOptions(opts Options) cache.Options {
 			&corev1.Secret{}: {Label: managed},
 		},
 	}
+	if opts.VerifierOnly {
+		// The verifier reads only backing tokens: no Secret elsewhere.
+		co.ByObject[&corev1.Secret{}] = cache.ByObject{Label: managed, Namespaces: map[string]cache.Config{opts.Namespace: {}}}
+	}
 	if len(opts.WatchNamespaces) > 0 {
 		co.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range append([]string{opts.Namespace}, opts.WatchNamespaces...) {
@@ -119,6 +187,9 @@ func CacheOptions(opts Options) cache.Options {
 // webhook server registered. It does not start it.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	opts.Defaults()
+	if opts.VerifierOnly {
+		opts.EnableWebhooks, opts.LeaderElection = false, false
+	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 
@@ -136,24 +207,47 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		LeaderElectionNamespace:       opts.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptrDuration(10 * time.Second),
+		Controller:                    config.Controller{SkipNameValidation: &opts.SkipControllerNameValidation},
 	}
+	var adm admission
 	if opts.EnableWebhooks {
-		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{
+		var err error
+		if adm, err = newAdmission(opts); err != nil {
+			return nil, err
+		}
+		mgrOpts.WebhookServer = certs.Gate(webhook.NewServer(webhook.Options{
 			Host:    opts.WebhookHost,
 			Port:    opts.WebhookPort,
 			CertDir: opts.WebhookCertDir,
 			TLSOpts: tlsOpts,
-		})
+		}), adm.gates...)
 	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	if err := controller.Setup(mgr, controller.Options{
-		Namespace:               opts.Namespace,
-		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-	}); err != nil {
-		return nil, err
+	if !opts.VerifierOnly {
+		if err := controller.Setup(mgr, controller.Options{
+			Namespace:               opts.Namespace,
+			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if opts.VerifierListener != nil || (opts.VerifierAddr != "" && opts.VerifierAddr != "0") {
+		vopts := opts.Verifier
+		vopts.Namespace, vopts.Addr, vopts.Listener = opts.Namespace, opts.VerifierAddr, opts.VerifierListener
+		if opts.VerifierOnly {
+			vopts.UsageInterval = 0 // read-only RBAC: no status writes
+		}
+		if _, err := verifier.Setup(mgr, vopts); err != nil {
+			return nil, err
+		}
+	}
+	if opts.EnableWebhooks {
+		if err := adm.setup(mgr, opts); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)
@@ -179,6 +273,68 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
+}
+
+// admission is the webhook wiring decided before the manager exists: the
+// permission catalog source and what the webhook server waits for.
+type admission struct {
+	catalog    catalog.Source
+	configMap  *configmap.Source
+	certsReady chan struct{}
+	gates      []<-chan struct{}
+}
+
+func newAdmission(opts Options) (admission, error) {
+	var a admission
+	switch opts.CertManagement {
+	case CertManagementSelf:
+		a.certsReady = make(chan struct{})
+		a.gates = append(a.gates, a.certsReady)
+	case CertManagementCertManager:
+	default:
+		return a, fmt.Errorf("--cert-management must be %q or %q, not %q", CertManagementSelf, CertManagementCertManager, opts.CertManagement)
+	}
+	var base *catalog.Catalog
+	if opts.PermissionCatalogFile != "" {
+		var err error
+		if base, err = catalog.LoadFile(opts.PermissionCatalogFile); err != nil {
+			return a, err
+		}
+		a.catalog = catalog.Static{Catalog: base}
+	}
+	if opts.PermissionCatalogConfigMap != "" {
+		a.configMap = configmap.NewSource(base, opts.Namespace, opts.PermissionCatalogConfigMap)
+		a.catalog = a.configMap
+		a.gates = append(a.gates, a.configMap.Ready())
+	}
+	return a, nil
+}
+
+func (a admission) setup(mgr ctrl.Manager, opts Options) error {
+	if a.configMap != nil {
+		if err := a.configMap.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	if err := webhookv1alpha1.Setup(mgr, webhookv1alpha1.Options{
+		Catalog:               a.catalog,
+		MaxCredentialLifetime: opts.MaxCredentialLifetime,
+	}); err != nil {
+		return err
+	}
+	if a.certsReady == nil {
+		return nil
+	}
+	return certs.Setup(context.Background(), mgr, certs.Options{
+		Namespace:                opts.Namespace,
+		SecretName:               opts.WebhookCertSecretName,
+		ServiceName:              opts.WebhookServiceName,
+		DNSName:                  opts.WebhookCertDNSName,
+		WebhookConfigurationName: webhookv1alpha1.WebhookConfigurationName,
+		CertDir:                  opts.WebhookCertDir,
+		Ready:                    a.certsReady,
+		UniqueControllerName:     opts.SkipControllerNameValidation,
+	})
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }

@@ -7,10 +7,12 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	uberzap "go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -56,7 +59,7 @@ func Start(opts Options) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the tests with 'make test', or export KUBEBUILDER_ASSETS=$(hack/control-plane.sh)")
 	}
-	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
+	logf.SetLogger(zap.New(zap.WriteTo(Logs), zap.UseDevMode(true), zap.Level(LogLevel)))
 	root := RepoRoot()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
@@ -70,6 +73,9 @@ func Start(opts Options) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start may fail after etcd and kube-apiserver are up (a CRD that
+		// does not install): never leave them running.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
@@ -124,7 +130,7 @@ func (e *Env) EnsureNamespace(ctx context.Context, name string) error {
 
 // StartManager runs Latchkey's manager (exactly what cmd/ runs) against the
 // control plane until the test ends. Metrics and probes are off unless set.
-func (e *Env) StartManager(t testing.TB, opts operator.Options) {
+func (e *Env) StartManager(t testing.TB, opts operator.Options) ctrl.Manager {
 	t.Helper()
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "0"
@@ -132,7 +138,13 @@ func (e *Env) StartManager(t testing.TB, opts operator.Options) {
 	if opts.EnableWebhooks {
 		w := e.WebhookInstallOptions
 		opts.WebhookHost, opts.WebhookPort, opts.WebhookCertDir = w.LocalServingHost, w.LocalServingPort, w.LocalServingCertDir
+		if opts.CertManagement == "" {
+			// envtest's own CA signed the certificate in LocalServingCertDir
+			// and is in the installed caBundle: certificates are provided.
+			opts.CertManagement = operator.CertManagementCertManager
+		}
 	}
+	opts.SkipControllerNameValidation = true
 	opts.Defaults()
 	if err := e.EnsureNamespace(context.Background(), opts.Namespace); err != nil {
 		t.Fatalf("creating operator namespace: %v", err)
@@ -160,6 +172,7 @@ func (e *Env) StartManager(t testing.TB, opts operator.Options) {
 	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
 		t.Fatalf("manager cache did not sync")
 	}
+	return mgr
 }
 
 func sanitize(s string) string {
@@ -174,11 +187,44 @@ func sanitize(s string) string {
 	return strings.Trim(b.String(), "-")
 }
 
-// zapLevel is the test log verbosity: LATCHKEY_TEST_LOG=debug for all, quiet
-// (errors only) by default.
-func zapLevel() zapcore.Level {
+// LogLevel is the verbosity of every logger the tests build: errors only, or
+// everything with LATCHKEY_TEST_LOG=debug. Tests may raise it for a while.
+var LogLevel = uberzap.NewAtomicLevelAt(defaultLevel())
+
+// Logs receives every log line; tests can Tee it to capture the output.
+var Logs = &LogSink{w: os.Stderr}
+
+// LogSink is a log destination that tests can tap.
+type LogSink struct {
+	mu  sync.Mutex
+	w   io.Writer
+	tap io.Writer
+}
+
+// Write implements io.Writer.
+func (s *LogSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tap != nil {
+		_, _ = s.tap.Write(p)
+	}
+	if LogLevel.Level() < zapcore.ErrorLevel && os.Getenv("LATCHKEY_TEST_LOG") != "debug" {
+		return len(p), nil // captured for a test, not for the console
+	}
+	return s.w.Write(p)
+}
+
+// Tap copies every log line to w until the returned function is called.
+func (s *LogSink) Tap(w io.Writer) (untap func()) {
+	s.mu.Lock()
+	s.tap = w
+	s.mu.Unlock()
+	return func() { s.mu.Lock(); s.tap = nil; s.mu.Unlock() }
+}
+
+func defaultLevel() zapcore.Level {
 	if os.Getenv("LATCHKEY_TEST_LOG") == "debug" {
 		return -10
 	}
-	return 2
+	return zapcore.ErrorLevel
 }

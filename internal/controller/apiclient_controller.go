@@ -1,0 +1,340 @@
+package controller
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/token"
+)
+
+// Consumer Secret of an ApiClient.
+const (
+	ClientSecretType              corev1.SecretType = "latchkey.dev/client"
+	KeyClientID                                     = "client_id"
+	KeyClientSecret                                 = "client_secret"
+	ApiClientKind                                   = "ApiClient"
+	reasonSecretRefKeyNotFoundFmt                   = "Secret %q in namespace %q has no key %q: add the key; the client is issued as soon as it exists"
+)
+
+// ApiClientReconciler issues an ApiClient's client id and secret into its
+// consumer Secret, keeps a hash of the secret in a backing token, and deletes
+// the client's backing tokens (and those of its grants) when it is deleted.
+type ApiClientReconciler struct {
+	store
+	Recorder recorder.EventRecorder
+	Now      func() time.Time
+}
+
+// +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete;deletecollection
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile makes the client's issued secret, consumer Secret, backing token
+// and status agree with its spec.
+func (r *ApiClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	c := &latchkeyv1alpha1.ApiClient{}
+	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.revoke(ctx, c)
+	}
+	if err := ensureFinalizer(ctx, r.Client, c); err != nil {
+		return ctrl.Result{}, err
+	}
+	st := &clientState{now: r.Now()}
+	res, err := r.reconcileSecret(ctx, c, st)
+	if err != nil {
+		st.fail(err)
+	}
+	if serr := patchStatus(ctx, r.Client, c, &c.Status, r.status(c, st)); serr != nil && err == nil {
+		err = serr
+	}
+	return res, err
+}
+
+// clientState is what one reconcile learned, for the status.
+type clientState struct {
+	now        time.Time
+	clientID   string
+	current    *backing.Token
+	secretName string
+	// notReadyReason/Message explain why no secret is issued now.
+	notReadyReason, notReadyMessage string
+}
+
+func (s *clientState) fail(err error) {
+	s.notReadyReason, s.notReadyMessage = latchkeyv1alpha1.ReasonIssueFailed, err.Error()
+}
+
+func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1alpha1.ApiClient, st *clientState) (ctrl.Result, error) {
+	st.secretName = c.EffectiveSecretName()
+	var (
+		o      observed
+		sec    *corev1.Secret
+		source []byte
+		err    error
+	)
+	for _, confirm := range []bool{false, true} {
+		if sec, source, o, err = r.observe(ctx, c, st, confirm); err != nil {
+			return ctrl.Result{}, err
+		}
+		if decide(o).Action == actionKeep {
+			break
+		}
+	}
+	p := decide(o)
+	st.current = p.Current
+	switch p.Action {
+	case actionKeep:
+		if err := r.settle(ctx, p, st.now, o.Grace); err != nil {
+			return ctrl.Result{}, err
+		}
+		if st.notReadyReason == "" && st.current != nil {
+			d := r.secretSpec(c, st, sec.Data[KeyClientSecret], st.current.ID, o.RotatedFor)
+			if !d.upToDate(sec, c, ApiClientKind) {
+				if err := r.applySecret(ctx, c, latchkeyv1alpha1.GroupVersion.WithKind(ApiClientKind), d); err != nil {
+					return ctrl.Result{}, err
+				}
+			}
+		}
+	default:
+		if err := r.issue(ctx, c, st, p, o, source); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if st.notReadyReason == latchkeyv1alpha1.ReasonSecretRefNotFound {
+		return ctrl.Result{RequeueAfter: waitBackoff(waitedSince(c.Status.Conditions, st.now))}, nil
+	}
+	return ctrl.Result{RequeueAfter: p.RequeueAfter}, nil
+}
+
+// observe gathers the consumer Secret, the backing tokens and the referenced
+// Secret, and turns them into the facts decide needs.
+func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.ApiClient, st *clientState, confirm bool) (*corev1.Secret, []byte, observed, error) {
+	o := observed{Now: st.now, ClientUID: c.UID, RotateWanted: c.Annotations[latchkeyv1alpha1.AnnotationRotate], Grace: grace(c.Spec.Rotation)}
+	sec, foreign, err := r.consumerSecret(ctx, c, st.secretName, confirm)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	if o.Tokens, err = r.tokens(ctx, c.UID, confirm); err != nil {
+		return nil, nil, o, err
+	}
+	st.clientID = effectiveClientID(c, sec, o.Tokens)
+	st.notReadyReason, st.notReadyMessage = "", ""
+	if foreign {
+		o.Blocked = true
+		st.notReadyReason = latchkeyv1alpha1.ReasonSecretConflict
+		st.notReadyMessage = fmt.Sprintf("Secret %q exists and is not managed by this ApiClient: delete it, or set spec.secretName to another name", st.secretName)
+	}
+	var source []byte
+	if ref := c.Spec.ClientSecretRef; ref != nil && !o.Blocked {
+		if source, err = r.referencedSecret(ctx, c.Namespace, ref); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return nil, nil, o, err
+			}
+			o.Blocked = true
+			st.notReadyReason, st.notReadyMessage = latchkeyv1alpha1.ReasonSecretRefNotFound, err.Error()
+		}
+	}
+	if sec != nil {
+		o.SecretExists = true
+		o.SecretTokenID = sec.Annotations[annotationTokenID]
+		o.RotatedFor = sec.Annotations[annotationRotatedFor]
+		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && r.secretMatches(c, sec, o.Tokens, source, &o)
+	}
+	return sec, source, o, nil
+}
+
+// secretMatches checks the consumer Secret's secret against its backing
+// token: a SHA-256 comparison for a generated secret; for a user-chosen one,
+// equality with the referenced value (a change there is a rotation), which
+// avoids an argon2id computation on every resync.
+func (r *ApiClientReconciler) secretMatches(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret, tokens []backing.Token, source []byte, o *observed) bool {
+	have := sec.Data[KeyClientSecret]
+	if c.Spec.ClientSecretRef != nil {
+		if source != nil && subtle.ConstantTimeCompare(have, source) != 1 {
+			o.SourceChanged = true
+		}
+		return len(have) > 0
+	}
+	for _, t := range tokens {
+		if t.ID == o.SecretTokenID {
+			ok, _ := token.Verify(t.Hash, t.ID, string(have))
+			return ok
+		}
+	}
+	return false
+}
+
+// referencedSecret reads the user's Secret uncached (it carries no Latchkey
+// label, and caching every Secret in the cluster is what we avoid). A missing
+// Secret or key is a NotFound error whose message says what to do.
+func (r *ApiClientReconciler) referencedSecret(ctx context.Context, ns string, ref *latchkeyv1alpha1.SecretKeyReference) ([]byte, error) {
+	sec := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, apierrors.NewNotFound(corev1.Resource("secrets"), fmt.Sprintf(
+				"%s (spec.clientSecretRef): create Secret %q in namespace %q with key %q; the client is issued as soon as it exists", ref.Name, ref.Name, ns, refKey(ref)))
+		}
+		return nil, fmt.Errorf("reading Secret %s/%s of spec.clientSecretRef: %w", ns, ref.Name, err)
+	}
+	v, ok := sec.Data[refKey(ref)]
+	if !ok || len(v) == 0 {
+		return nil, apierrors.NewNotFound(corev1.Resource("secrets"), fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, refKey(ref)))
+	}
+	return v, nil
+}
+
+// issue mints a new secret (or takes the referenced one), creates its backing
+// token, retires or deletes the old ones, and writes the consumer Secret.
+func (r *ApiClientReconciler) issue(ctx context.Context, c *latchkeyv1alpha1.ApiClient, st *clientState, p plan, o observed, source []byte) error {
+	id, err := token.NewTokenID()
+	if err != nil {
+		return err
+	}
+	var secret, hash string
+	if source != nil {
+		secret = string(source)
+		if hash, err = token.HashChosen(secret); err != nil {
+			return err
+		}
+	} else {
+		if secret, err = token.NewClientSecret(); err != nil {
+			return err
+		}
+		hash = token.HashGenerated(id, secret)
+	}
+	bt := backing.Token{
+		ID: id, Hash: hash, OwnerKind: backing.KindApiClient, OwnerNamespace: c.Namespace, OwnerName: c.Name,
+		OwnerUID: c.UID, ClientUID: c.UID, ClientID: st.clientID, Type: backing.TypeClientSecret,
+	}
+	if err := r.createToken(ctx, bt); err != nil {
+		return err
+	}
+	if err := r.settle(ctx, plan{Retire: p.Retire}, st.now, o.Grace); err != nil {
+		return err
+	}
+	d := r.secretSpec(c, st, []byte(secret), id, o.RotateWanted)
+	if err := r.applySecret(ctx, c, latchkeyv1alpha1.GroupVersion.WithKind(ApiClientKind), d); err != nil {
+		return err
+	}
+	if err := r.settle(ctx, plan{Delete: p.Delete}, st.now, 0); err != nil {
+		return err
+	}
+	bt.CreatedAt = st.now
+	st.current = &bt
+	recordIssue(ctx, r.Recorder, c, ApiClientKind, p.Action, id, len(p.Delete))
+	return nil
+}
+
+func (r *ApiClientReconciler) secretSpec(c *latchkeyv1alpha1.ApiClient, st *clientState, secret []byte, tokenID, rotatedFor string) consumerSecretSpec {
+	return consumerSecretSpec{
+		Name: st.secretName, Type: ClientSecretType, TokenID: tokenID, RotatedFor: rotatedFor, Template: c.Spec.SecretTemplate,
+		Data: map[string][]byte{KeyClientID: []byte(st.clientID), KeyClientSecret: secret},
+	}
+}
+
+// revoke deletes the backing tokens of the client and of all its grants, in
+// one call, then lets the object go.
+func (r *ApiClientReconciler) revoke(ctx context.Context, c *latchkeyv1alpha1.ApiClient) error {
+	if !hasFinalizer(c) {
+		return nil
+	}
+	if err := r.revokeAll(ctx, backing.ClientSelector(c.UID)); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventRevoked, "Revoke",
+		"Deleted the backing tokens of client %s and of its grants", c.Status.ClientID)
+	metricRevoked.WithLabelValues(ApiClientKind, "deleted").Inc()
+	forgetMetrics(ApiClientKind, c.Namespace, c.Name)
+	return removeFinalizer(ctx, r.Client, c)
+}
+
+// status rebuilds the status from what this reconcile observed and did.
+func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientState) latchkeyv1alpha1.ApiClientStatus {
+	s := *c.Status.DeepCopy()
+	s.ObservedGeneration = c.Generation
+	s.ClientID = st.clientID
+	s.SecretName = st.secretName
+	s.TokenID, s.IssuedAt = "", nil
+	if st.current != nil {
+		s.TokenID = st.current.ID
+		s.IssuedAt = &metav1.Time{Time: st.current.CreatedAt.UTC().Truncate(time.Second)}
+	}
+	ready := metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: latchkeyv1alpha1.ReasonIssued, Message: fmt.Sprintf("Client secret issued into Secret %q", st.secretName)}
+	if st.notReadyReason != "" || st.current == nil {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, st.notReadyReason, st.notReadyMessage
+	}
+	active := metav1.Condition{Type: latchkeyv1alpha1.ConditionActive, Status: metav1.ConditionTrue,
+		Reason: latchkeyv1alpha1.ReasonActive, Message: "Credentials of this client are accepted"}
+	if !c.IsActive() {
+		active.Status, active.Reason = metav1.ConditionFalse, latchkeyv1alpha1.ReasonDeactivated
+		active.Message = "spec.active is false: every credential of this client is rejected until it is true again"
+	}
+	if was := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionActive); was != nil && was.Status != active.Status {
+		if active.Status == metav1.ConditionFalse {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventDeactivated, "Deactivate", "Client deactivated: its credentials are rejected")
+		} else {
+			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventActivated, "Activate", "Client activated: its credentials are accepted again")
+		}
+	}
+	setCondition(&s.Conditions, ready, c.Generation)
+	setCondition(&s.Conditions, active, c.Generation)
+	setReadyMetric(ApiClientKind, c.Namespace, c.Name, ready.Status == metav1.ConditionTrue)
+	return s
+}
+
+// effectiveClientID is the client id in force: the fixed one, else the one
+// already issued (Secret, then backing token, then status), else a new one.
+func effectiveClientID(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret, tokens []backing.Token) string {
+	if c.Spec.ClientID != "" {
+		return c.Spec.ClientID
+	}
+	if sec != nil && len(sec.Data[KeyClientID]) > 0 {
+		return string(sec.Data[KeyClientID])
+	}
+	for _, t := range tokens {
+		if t.ClientID != "" {
+			return t.ClientID
+		}
+	}
+	if c.Status.ClientID != "" {
+		return c.Status.ClientID
+	}
+	id, err := token.NewClientID()
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
+func refKey(ref *latchkeyv1alpha1.SecretKeyReference) string {
+	if ref.Key == "" {
+		return KeyClientSecret
+	}
+	return ref.Key
+}
+
+func grace(r *latchkeyv1alpha1.Rotation) time.Duration {
+	if r == nil || r.GracePeriod == nil {
+		return 0
+	}
+	return r.GracePeriod.Duration
+}

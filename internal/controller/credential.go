@@ -1,0 +1,234 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
+)
+
+const (
+	// fieldOwner is Latchkey's server-side apply field manager.
+	fieldOwner = client.FieldOwner("latchkey")
+	// finalizer makes deletion wait until the backing tokens are deleted,
+	// also when the operator was down when the object was deleted.
+	finalizer = "latchkey.dev/revoke"
+
+	// Consumer Secret annotations: which backing token the Secret's secret
+	// belongs to, and which rotate request it was issued for.
+	annotationTokenID    = "latchkey.dev/token-id"
+	annotationRotatedFor = "latchkey.dev/rotated-for"
+	// labelOwnerUID links a consumer Secret to its object.
+	labelOwnerUID = "latchkey.dev/owner-uid"
+	labelKind     = "latchkey.dev/kind"
+)
+
+// store reads and writes what the credential controllers own: consumer
+// Secrets (in the object's namespace) and backing tokens (in the operator's).
+// Reads go to the cache; a decision to issue a new secret is confirmed with
+// the API server first (confirm=true), so a stale cache never causes one.
+type store struct {
+	client.Client
+	// APIReader reads uncached: user Secrets and confirmations.
+	APIReader client.Reader
+	// Namespace is the operator's namespace.
+	Namespace string
+}
+
+func (s *store) reader(confirm bool) client.Reader {
+	if confirm {
+		return s.APIReader
+	}
+	return s.Client
+}
+
+// consumerSecret returns the owner's consumer Secret, or nil when absent;
+// foreign is true when a Secret of that name exists but is not the owner's
+// (Latchkey never overwrites it). The cache only holds Latchkey's Secrets, so
+// a cache miss is checked against the API server.
+func (s *store) consumerSecret(ctx context.Context, owner client.Object, name string, confirm bool) (sec *corev1.Secret, foreign bool, err error) {
+	key := types.NamespacedName{Namespace: owner.GetNamespace(), Name: name}
+	sec = &corev1.Secret{}
+	err = s.reader(confirm).Get(ctx, key, sec)
+	if apierrors.IsNotFound(err) && !confirm {
+		err = s.APIReader.Get(ctx, key, sec)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading Secret %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(sec, owner) {
+		return nil, true, nil
+	}
+	return sec, false, nil
+}
+
+// tokens lists the backing tokens of an owner.
+func (s *store) tokens(ctx context.Context, ownerUID types.UID, confirm bool) ([]backing.Token, error) {
+	var list corev1.SecretList
+	if err := s.reader(confirm).List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels(backing.OwnerSelector(ownerUID))); err != nil {
+		return nil, fmt.Errorf("listing backing tokens: %w", err)
+	}
+	out := make([]backing.Token, 0, len(list.Items))
+	for i := range list.Items {
+		t, err := backing.FromSecret(&list.Items[i])
+		if err != nil {
+			// A damaged backing token verifies nothing; drop it.
+			ctrl.LoggerFrom(ctx).Info("Deleting unreadable backing token", "secret", list.Items[i].Name, "error", err.Error())
+			if err := s.deleteToken(ctx, list.Items[i].Labels[backing.LabelTokenID]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func (s *store) createToken(ctx context.Context, t backing.Token) error {
+	if err := s.Create(ctx, t.Secret(s.Namespace), fieldOwner); err != nil {
+		return fmt.Errorf("creating backing token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+func (s *store) deleteToken(ctx context.Context, id string) error {
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: backing.Name(id), Namespace: s.Namespace}}
+	if err := s.Delete(ctx, sec); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting backing token %s: %w", id, err)
+	}
+	return nil
+}
+
+// retireToken keeps a rotated-out token valid until at.
+func (s *store) retireToken(ctx context.Context, id string, at time.Time) error {
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, backing.AnnotationRetireAt, at.UTC().Format(time.RFC3339))
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: backing.Name(id), Namespace: s.Namespace}}
+	if err := s.Patch(ctx, sec, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("retiring backing token %s: %w", id, err)
+	}
+	return nil
+}
+
+// setTokenExpiry updates the expiry a backing token carries, so the verifier
+// rejects at the new time even if the controller is late.
+func (s *store) setTokenExpiry(ctx context.Context, id string, at *time.Time) error {
+	val := "null"
+	if at != nil {
+		val = fmt.Sprintf("%q", at.UTC().Format(time.RFC3339))
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%s}}}`, backing.AnnotationExpiresAt, val)
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: backing.Name(id), Namespace: s.Namespace}}
+	if err := s.Patch(ctx, sec, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("updating expiry of backing token %s: %w", id, err)
+	}
+	return nil
+}
+
+// revokeAll deletes every backing token matching the selector, in one call.
+func (s *store) revokeAll(ctx context.Context, selector map[string]string) error {
+	if err := s.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(s.Namespace), client.MatchingLabels(selector)); err != nil {
+		return fmt.Errorf("deleting backing tokens: %w", err)
+	}
+	return nil
+}
+
+// settle applies a plan's deletions and retirements.
+func (s *store) settle(ctx context.Context, p plan, now time.Time, grace time.Duration) error {
+	for _, id := range p.Retire {
+		if err := s.retireToken(ctx, id, now.Add(grace)); err != nil {
+			return err
+		}
+	}
+	for _, id := range p.Delete {
+		if err := s.deleteToken(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consumerSecretSpec is the desired content of a consumer Secret.
+type consumerSecretSpec struct {
+	Name       string
+	Type       corev1.SecretType
+	Data       map[string][]byte
+	TokenID    string
+	RotatedFor string
+	Template   *latchkeyv1alpha1.SecretTemplate
+}
+
+func (d consumerSecretSpec) labels(owner client.Object, kind string) map[string]string {
+	l := map[string]string{}
+	if d.Template != nil {
+		maps.Copy(l, d.Template.Labels)
+	}
+	l[latchkeyv1alpha1.LabelManagedBy] = latchkeyv1alpha1.ManagedByValue
+	l[labelKind] = kind
+	l[labelOwnerUID] = string(owner.GetUID())
+	return l
+}
+
+func (d consumerSecretSpec) annotations() map[string]string {
+	a := map[string]string{}
+	if d.Template != nil {
+		maps.Copy(a, d.Template.Annotations)
+	}
+	a[annotationTokenID] = d.TokenID
+	a[annotationRotatedFor] = d.RotatedFor
+	return a
+}
+
+// upToDate reports whether the observed Secret already has the desired
+// content, so a resync writes nothing.
+func (d consumerSecretSpec) upToDate(sec *corev1.Secret, owner client.Object, kind string) bool {
+	if sec == nil || sec.Type != d.Type || !maps.EqualFunc(sec.Data, d.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+		return false
+	}
+	return containsAll(sec.Labels, d.labels(owner, kind)) && containsAll(sec.Annotations, d.annotations())
+}
+
+// applySecret writes the consumer Secret with server-side apply, owned by
+// (and garbage-collected with) its object.
+func (s *store) applySecret(ctx context.Context, owner client.Object, gvk schema.GroupVersionKind, d consumerSecretSpec) error {
+	ac := corev1ac.Secret(d.Name, owner.GetNamespace()).
+		WithType(d.Type).
+		WithLabels(d.labels(owner, gvk.Kind)).
+		WithAnnotations(d.annotations()).
+		WithData(d.Data).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(gvk.GroupVersion().String()).
+			WithKind(gvk.Kind).
+			WithName(owner.GetName()).
+			WithUID(owner.GetUID()).
+			WithController(true).
+			WithBlockOwnerDeletion(true))
+	if err := s.Apply(ctx, ac, fieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("writing Secret %s/%s: %w", owner.GetNamespace(), d.Name, err)
+	}
+	return nil
+}
+
+func containsAll(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}

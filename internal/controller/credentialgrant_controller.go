@@ -1,0 +1,354 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/permissions"
+	"github.com/latchkey-dev/latchkey/internal/token"
+)
+
+// Consumer Secret of a CredentialGrant (RFC 6749 and bootstrap-token names).
+const (
+	GrantSecretType     corev1.SecretType = "latchkey.dev/token"
+	CredentialGrantKind                   = "CredentialGrant"
+	KeyToken                              = "token"
+	KeyTokenID                            = "token_id"
+	KeyExpiresAt                          = "expires_at"
+	KeyKeyID                              = "key_id"
+	KeyKeySecret                          = "key_secret"
+	KeyUsername                           = "username"
+	KeyPassword                           = "password"
+)
+
+// CredentialGrantReconciler issues a grant's token into its consumer Secret,
+// keeps its hash in a backing token, expires it at spec.expiresAt, and
+// deletes the backing token when the grant is deleted.
+type CredentialGrantReconciler struct {
+	store
+	Recorder recorder.EventRecorder
+	Now      func() time.Time
+}
+
+// +kubebuilder:rbac:groups=latchkey.dev,resources=credentialgrants,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=latchkey.dev,resources=credentialgrants/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=latchkey.dev,resources=credentialgrants/finalizers,verbs=update
+
+// Reconcile makes the grant's token, consumer Secret, backing token and
+// status agree with its spec and its client.
+func (r *CredentialGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	g := &latchkeyv1alpha1.CredentialGrant{}
+	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !g.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.revoke(ctx, g)
+	}
+	if err := ensureFinalizer(ctx, r.Client, g); err != nil {
+		return ctrl.Result{}, err
+	}
+	st := &grantState{now: r.Now(), secretName: g.EffectiveSecretName()}
+	res, err := r.reconcileToken(ctx, g, st)
+	if err != nil {
+		st.notReadyReason, st.notReadyMessage = latchkeyv1alpha1.ReasonIssueFailed, err.Error()
+	}
+	if serr := patchStatus(ctx, r.Client, g, &g.Status, r.status(g, st)); serr != nil && err == nil {
+		err = serr
+	}
+	return res, err
+}
+
+// grantState is what one reconcile learned, for the status.
+type grantState struct {
+	now        time.Time
+	secretName string
+	client     *latchkeyv1alpha1.ApiClient
+	clientID   string
+	current    *backing.Token
+	expired    bool
+	revoked    bool
+	// notReadyReason/Message explain why the credential is not usable.
+	notReadyReason, notReadyMessage string
+}
+
+func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState) (ctrl.Result, error) {
+	var (
+		o   observed
+		sec *corev1.Secret
+		err error
+	)
+	for _, confirm := range []bool{false, true} {
+		if sec, o, err = r.observe(ctx, g, st, confirm); err != nil {
+			return ctrl.Result{}, err
+		}
+		if decide(o).Action == actionKeep {
+			break
+		}
+	}
+	p := decide(o)
+	st.current = p.Current
+	if o.RevokeAll && len(p.Delete) > 0 {
+		reason := "client_deleted"
+		if st.expired {
+			reason = "expired"
+		}
+		metricRevoked.WithLabelValues(CredentialGrantKind, reason).Add(float64(len(p.Delete)))
+	}
+	if p.Action == actionKeep {
+		if err := r.settle(ctx, p, st.now, o.Grace); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.refresh(ctx, g, st, sec, o); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if err := r.issue(ctx, g, st, p, o); err != nil {
+		return ctrl.Result{}, err
+	}
+	st.revoked = st.current == nil && (st.expired || st.client == nil)
+
+	_, untilExpiry := expiry(timePtr(g.Spec.ExpiresAt), st.now)
+	return ctrl.Result{RequeueAfter: minPositive(p.RequeueAfter, untilExpiry)}, nil
+}
+
+// observe gathers the client, the consumer Secret and the backing tokens.
+func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState, confirm bool) (*corev1.Secret, observed, error) {
+	o := observed{Now: st.now, RotateWanted: g.Annotations[latchkeyv1alpha1.AnnotationRotate], Grace: grace(g.Spec.Rotation)}
+	st.notReadyReason, st.notReadyMessage = "", ""
+	st.client, st.clientID = nil, ""
+	c := &latchkeyv1alpha1.ApiClient{}
+	switch err := r.reader(confirm).Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ClientName}, c); {
+	case apierrors.IsNotFound(err) || err == nil && !c.DeletionTimestamp.IsZero():
+		o.Blocked, o.RevokeAll = true, true
+		st.notReadyReason = latchkeyv1alpha1.ReasonClientNotFound
+		st.notReadyMessage = fmt.Sprintf("ApiClient %q does not exist in namespace %q: create it; the credential is issued as soon as it exists", g.Spec.ClientName, g.Namespace)
+	case err != nil:
+		return nil, o, fmt.Errorf("reading ApiClient %s: %w", g.Spec.ClientName, err)
+	default:
+		st.client, o.ClientUID = c, c.UID
+		if st.clientID = c.Status.ClientID; c.Spec.ClientID != "" {
+			st.clientID = c.Spec.ClientID
+		}
+	}
+	sec, foreign, err := r.consumerSecret(ctx, g, st.secretName, confirm)
+	if err != nil {
+		return nil, o, err
+	}
+	if o.Tokens, err = r.tokens(ctx, g.UID, confirm); err != nil {
+		return nil, o, err
+	}
+	if st.expired, _ = expiry(timePtr(g.Spec.ExpiresAt), st.now); st.expired {
+		o.Blocked, o.RevokeAll = true, true
+	}
+	switch {
+	case st.client != nil && st.clientID == "":
+		o.Blocked = true
+		st.notReadyReason = latchkeyv1alpha1.ReasonClientNotReady
+		st.notReadyMessage = fmt.Sprintf("ApiClient %q has no client id yet: the credential is issued once the client is Ready", g.Spec.ClientName)
+	case foreign:
+		o.Blocked = true
+		st.notReadyReason = latchkeyv1alpha1.ReasonSecretConflict
+		st.notReadyMessage = fmt.Sprintf("Secret %q exists and is not managed by this CredentialGrant: delete it, or set spec.secretName to another name", st.secretName)
+	}
+	if sec != nil {
+		o.SecretExists = true
+		o.SecretTokenID = sec.Annotations[annotationTokenID]
+		o.RotatedFor = sec.Annotations[annotationRotatedFor]
+		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens)
+	}
+	return sec, o, nil
+}
+
+// tokenMatches checks the Secret's token against its backing token's hash.
+func tokenMatches(sec *corev1.Secret, id string, tokens []backing.Token) bool {
+	tok, err := token.Parse(string(sec.Data[KeyToken]))
+	if err != nil || tok.ID != id || string(sec.Data[KeyTokenID]) != id {
+		return false
+	}
+	for _, t := range tokens {
+		if t.ID == id {
+			ok, _ := token.Verify(t.Hash, t.ID, tok.Secret)
+			return ok
+		}
+	}
+	return false
+}
+
+// issue mints a token, creates its backing token, retires or deletes the old
+// ones and writes the consumer Secret.
+func (r *CredentialGrantReconciler) issue(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState, p plan, o observed) error {
+	tok, err := token.New()
+	if err != nil {
+		return err
+	}
+	bt := backing.Token{
+		ID: tok.ID, Hash: token.HashGenerated(tok.ID, tok.Secret), OwnerKind: backing.KindCredentialGrant,
+		OwnerNamespace: g.Namespace, OwnerName: g.Name, OwnerUID: g.UID, ClientUID: st.client.UID,
+		ClientID: st.clientID, Type: string(g.EffectiveType()), ExpiresAt: timePtr(g.Spec.ExpiresAt),
+	}
+	if err := r.createToken(ctx, bt); err != nil {
+		return err
+	}
+	if err := r.settle(ctx, plan{Retire: p.Retire}, st.now, o.Grace); err != nil {
+		return err
+	}
+	if err := r.applySecret(ctx, g, latchkeyv1alpha1.GroupVersion.WithKind(CredentialGrantKind), r.secretSpec(g, st, tok, o.RotateWanted)); err != nil {
+		return err
+	}
+	if err := r.settle(ctx, plan{Delete: p.Delete}, st.now, 0); err != nil {
+		return err
+	}
+	bt.CreatedAt = st.now
+	st.current = &bt
+	recordIssue(ctx, r.Recorder, g, CredentialGrantKind, p.Action, tok.ID, len(p.Delete))
+	return nil
+}
+
+// refresh brings a kept credential's consumer Secret and backing token up to
+// date with spec changes that do not need a new secret (expiresAt, template).
+func (r *CredentialGrantReconciler) refresh(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState, sec *corev1.Secret, o observed) error {
+	if st.current == nil || sec == nil {
+		return nil
+	}
+	if want := timePtr(g.Spec.ExpiresAt); !sameTime(st.current.ExpiresAt, want) {
+		if err := r.setTokenExpiry(ctx, st.current.ID, want); err != nil {
+			return err
+		}
+	}
+	tok, err := token.Parse(string(sec.Data[KeyToken]))
+	if err != nil {
+		return nil // decide saw it as consistent, so this cannot happen
+	}
+	d := r.secretSpec(g, st, tok, o.RotatedFor)
+	if d.upToDate(sec, g, CredentialGrantKind) {
+		return nil
+	}
+	return r.applySecret(ctx, g, latchkeyv1alpha1.GroupVersion.WithKind(CredentialGrantKind), d)
+}
+
+func (r *CredentialGrantReconciler) secretSpec(g *latchkeyv1alpha1.CredentialGrant, st *grantState, tok token.Token, rotatedFor string) consumerSecretSpec {
+	data := map[string][]byte{
+		KeyToken:     []byte(tok.String()),
+		KeyTokenID:   []byte(tok.ID),
+		KeyClientID:  []byte(st.clientID),
+		KeyExpiresAt: []byte(formatTime(timePtr(g.Spec.ExpiresAt))),
+	}
+	switch g.EffectiveType() {
+	case latchkeyv1alpha1.CredentialTypeKeyAuth:
+		data[KeyKeyID], data[KeyKeySecret] = []byte(tok.ID), []byte(tok.Secret)
+	case latchkeyv1alpha1.CredentialTypeBasicAuth:
+		data[KeyUsername], data[KeyPassword] = []byte(tok.ID), []byte(tok.Secret)
+	}
+	return consumerSecretSpec{Name: st.secretName, Type: GrantSecretType, Data: data, TokenID: tok.ID,
+		RotatedFor: rotatedFor, Template: g.Spec.SecretTemplate}
+}
+
+// revoke deletes the grant's backing tokens, then lets the object go.
+func (r *CredentialGrantReconciler) revoke(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant) error {
+	if !hasFinalizer(g) {
+		return nil
+	}
+	if err := r.revokeAll(ctx, backing.OwnerSelector(g.UID)); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventRevoked, "Revoke", "Deleted the backing token of %s", g.Status.TokenID)
+	metricRevoked.WithLabelValues(CredentialGrantKind, "deleted").Inc()
+	forgetMetrics(CredentialGrantKind, g.Namespace, g.Name)
+	return removeFinalizer(ctx, r.Client, g)
+}
+
+// status rebuilds the grant's status from what this reconcile observed.
+func (r *CredentialGrantReconciler) status(g *latchkeyv1alpha1.CredentialGrant, st *grantState) latchkeyv1alpha1.CredentialGrantStatus {
+	s := *g.Status.DeepCopy()
+	s.ObservedGeneration = g.Generation
+	s.SecretName = st.secretName
+	s.ClientID = st.clientID
+	s.ExpiresAt = g.Spec.ExpiresAt
+	if st.current != nil {
+		s.TokenID = st.current.ID
+		s.IssuedAt = &metav1.Time{Time: st.current.CreatedAt.UTC().Truncate(time.Second)}
+		metricExpiration.DeletePartialMatch(map[string]string{"namespace": g.Namespace, "name": g.Name})
+		if g.Spec.ExpiresAt != nil {
+			metricExpiration.WithLabelValues(g.Namespace, g.Name, s.TokenID).Set(float64(g.Spec.ExpiresAt.Unix()))
+		}
+	}
+	ready := r.readyCondition(g, st)
+	expired := metav1.Condition{Type: latchkeyv1alpha1.ConditionExpired, Status: metav1.ConditionFalse, Reason: latchkeyv1alpha1.ReasonNotExpired,
+		Message: "The credential has not expired"}
+	if st.expired {
+		expired.Status, expired.Reason = metav1.ConditionTrue, latchkeyv1alpha1.ReasonExpired
+		expired.Message = fmt.Sprintf("spec.expiresAt %s has passed: the credential is revoked; set a later spec.expiresAt to issue a new one", formatTime(timePtr(g.Spec.ExpiresAt)))
+		if was := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionExpired); was == nil || was.Status != metav1.ConditionTrue {
+			r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventExpired, "Expire", "The credential %s expired and its backing token was deleted", s.TokenID)
+			metricExpired.WithLabelValues(g.Namespace).Inc()
+		}
+	}
+	revoked := metav1.Condition{Type: latchkeyv1alpha1.ConditionRevoked, Status: metav1.ConditionFalse, Reason: latchkeyv1alpha1.ReasonNotRevoked,
+		Message: "The backing token exists"}
+	if st.revoked {
+		revoked.Status, revoked.Reason = metav1.ConditionTrue, latchkeyv1alpha1.ReasonRevoked
+		revoked.Message = "The backing token has been deleted: the credential is rejected"
+	}
+	setCondition(&s.Conditions, ready, g.Generation)
+	setCondition(&s.Conditions, expired, g.Generation)
+	setCondition(&s.Conditions, revoked, g.Generation)
+	setReadyMetric(CredentialGrantKind, g.Namespace, g.Name, ready.Status == metav1.ConditionTrue)
+	return s
+}
+
+func (r *CredentialGrantReconciler) readyCondition(g *latchkeyv1alpha1.CredentialGrant, st *grantState) metav1.Condition {
+	notReady := func(reason, msg string) metav1.Condition {
+		return metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
+	}
+	switch {
+	case st.notReadyReason != "":
+		return notReady(st.notReadyReason, st.notReadyMessage)
+	case st.expired:
+		return notReady(latchkeyv1alpha1.ReasonExpired, "The credential has expired")
+	case st.current == nil:
+		return notReady(latchkeyv1alpha1.ReasonIssueFailed, "No credential is issued yet")
+	case !st.client.IsActive():
+		return notReady(latchkeyv1alpha1.ReasonClientInactive, fmt.Sprintf(
+			"ApiClient %q is deactivated (spec.active: false): the credential is rejected until the client is active again", g.Spec.ClientName))
+	}
+	if missing := permissions.Subset(g.Spec.Permissions, st.client.Spec.Permissions); len(missing) > 0 {
+		return notReady(latchkeyv1alpha1.ReasonPermissionNotGranted, fmt.Sprintf(
+			"ApiClient %q does not hold %s: grant them to the client or remove them from spec.permissions; until then the credential has only the permissions both hold",
+			g.Spec.ClientName, strings.Join(missing, ", ")))
+	}
+	return metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: latchkeyv1alpha1.ReasonIssued,
+		Message: fmt.Sprintf("Credential issued into Secret %q", st.secretName)}
+}
+
+func timePtr(t *metav1.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return &t.Time
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Unix() == b.Unix()
+}
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,220 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/permissions"
+)
+
+// IndexClientSecretByClientID indexes the backing tokens of client secrets by
+// client id, for HTTP Basic client_id:client_secret and client_credentials.
+const IndexClientSecretByClientID = "latchkey.clientSecretByClientID"
+
+// Identity is a verified caller. It never holds a secret.
+type Identity struct {
+	// Kind is "ApiClient" (client id and secret, or an access token) or
+	// "CredentialGrant" (a grant's token).
+	Kind string `json:"kind"`
+	// TokenID is the credential's non-secret handle.
+	TokenID   string `json:"token_id"`
+	ClientID  string `json:"client_id"`
+	Tenant    string `json:"tenant,omitempty"`
+	Namespace string `json:"namespace"`
+	// Name is the ApiClient's or CredentialGrant's name.
+	Name string `json:"name"`
+	// ClientName is the ApiClient's name.
+	ClientName string `json:"client_name"`
+	// Type is the credential's type: client-secret, access-token, bearer,
+	// key-auth or basic-auth.
+	Type             string     `json:"type"`
+	Scopes           []string   `json:"scopes"`
+	Permissions      []string   `json:"permissions"`
+	AllowImpersonate bool       `json:"allow_impersonate"`
+	AllowLogin       bool       `json:"allow_login"`
+	Description      string     `json:"description,omitempty"`
+	IssuedAt         *time.Time `json:"issued_at,omitempty"`
+	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt       *time.Time `json:"last_used_at,omitempty"`
+	LastUsedFrom     string     `json:"last_used_from,omitempty"`
+
+	// owner is the object whose status records usage.
+	owner usageKey
+}
+
+// Outcome names why a credential was rejected; it is the result label of
+// latchkey_verifications_total and goes to logs, never to the caller.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeValid       Outcome = "valid"
+	OutcomeMissing     Outcome = "missing"
+	OutcomeMalformed   Outcome = "malformed"
+	OutcomeUnknown     Outcome = "unknown"
+	OutcomeWrongSecret Outcome = "wrong_secret"
+	OutcomeExpired     Outcome = "expired"
+	OutcomeRevoked     Outcome = "revoked"
+	OutcomeInactive    Outcome = "inactive"
+	OutcomeForbidden   Outcome = "forbidden"
+	OutcomeRateLimited Outcome = "rate_limited"
+	OutcomeUnavailable Outcome = "unavailable"
+)
+
+// rejection is an authentication failure with its outcome.
+type rejection struct{ outcome Outcome }
+
+func (r rejection) Error() string { return string(r.outcome) }
+
+func reject(o Outcome) error { return rejection{o} }
+
+func outcomeOf(err error) Outcome {
+	var r rejection
+	if errors.As(err, &r) {
+		return r.outcome
+	}
+	return OutcomeUnavailable
+}
+
+// lookup reads the verifier's view from the informer cache.
+type lookup struct {
+	cache     client.Reader
+	namespace string
+}
+
+// token returns the backing token with this id, or a rejection.
+func (l lookup) token(ctx context.Context, id string) (backing.Token, error) {
+	sec := &corev1.Secret{}
+	if err := l.cache.Get(ctx, types.NamespacedName{Namespace: l.namespace, Name: backing.Name(id)}, sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return backing.Token{}, reject(OutcomeUnknown)
+		}
+		return backing.Token{}, err
+	}
+	return backing.FromSecret(sec)
+}
+
+// clientSecretTokens returns the backing tokens of a client id's secret
+// (several during a rotation's grace period).
+func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]backing.Token, error) {
+	var list corev1.SecretList
+	if err := l.cache.List(ctx, &list, client.InNamespace(l.namespace), client.MatchingFields{IndexClientSecretByClientID: clientID}); err != nil {
+		return nil, err
+	}
+	out := make([]backing.Token, 0, len(list.Items))
+	for i := range list.Items {
+		if t, err := backing.FromSecret(&list.Items[i]); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// client returns the ApiClient a backing token belongs to, checking that it
+// is the same object (UID) and usable.
+func (l lookup) client(ctx context.Context, ns, name string, uid types.UID) (*latchkeyv1alpha1.ApiClient, error) {
+	c := &latchkeyv1alpha1.ApiClient{}
+	if err := l.cache.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, reject(OutcomeRevoked)
+		}
+		return nil, err
+	}
+	if c.UID != uid || !c.DeletionTimestamp.IsZero() {
+		return nil, reject(OutcomeRevoked)
+	}
+	if !c.IsActive() {
+		return nil, reject(OutcomeInactive)
+	}
+	return c, nil
+}
+
+// grant returns the CredentialGrant a backing token belongs to.
+func (l lookup) grant(ctx context.Context, t backing.Token, now time.Time) (*latchkeyv1alpha1.CredentialGrant, error) {
+	g := &latchkeyv1alpha1.CredentialGrant{}
+	if err := l.cache.Get(ctx, types.NamespacedName{Namespace: t.OwnerNamespace, Name: t.OwnerName}, g); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, reject(OutcomeRevoked)
+		}
+		return nil, err
+	}
+	if g.UID != t.OwnerUID || !g.DeletionTimestamp.IsZero() {
+		return nil, reject(OutcomeRevoked)
+	}
+	// The spec may have moved expiresAt earlier than the backing token says.
+	if g.Spec.ExpiresAt != nil && !now.Before(g.Spec.ExpiresAt.Time) {
+		return nil, reject(OutcomeExpired)
+	}
+	return g, nil
+}
+
+func clientIdentity(c *latchkeyv1alpha1.ApiClient, t backing.Token, typ string) Identity {
+	id := Identity{
+		Kind: backing.KindApiClient, TokenID: t.ID, ClientID: t.ClientID, Tenant: c.Spec.Tenant,
+		Namespace: c.Namespace, Name: c.Name, ClientName: c.Name, Type: typ,
+		Scopes: slices.Clone(c.Spec.Scopes), Permissions: nonNil(slices.Clone(c.Spec.Permissions)),
+		AllowImpersonate: c.Spec.AllowImpersonate, AllowLogin: c.Spec.AllowLogin,
+		IssuedAt: timeOrNil(t.CreatedAt), ExpiresAt: t.ExpiresAt,
+		owner: usageKey{kind: backing.KindApiClient, namespace: c.Namespace, name: c.Name},
+	}
+	if c.Status.LastUsedAt != nil {
+		id.LastUsedAt, id.LastUsedFrom = &c.Status.LastUsedAt.Time, c.Status.LastUsedFrom
+	}
+	return id
+}
+
+func grantIdentity(c *latchkeyv1alpha1.ApiClient, g *latchkeyv1alpha1.CredentialGrant, t backing.Token) Identity {
+	id := clientIdentity(c, t, string(g.EffectiveType()))
+	id.Kind, id.Name, id.Description = backing.KindCredentialGrant, g.Name, g.Spec.Description
+	id.Permissions = EffectivePermissions(g.Spec.Permissions, c.Spec.Permissions)
+	id.owner = usageKey{kind: backing.KindCredentialGrant, namespace: g.Namespace, name: g.Name}
+	id.LastUsedAt, id.LastUsedFrom = nil, ""
+	if g.Status.LastUsedAt != nil {
+		id.LastUsedAt, id.LastUsedFrom = &g.Status.LastUsedAt.Time, g.Status.LastUsedFrom
+	}
+	if g.Spec.ExpiresAt != nil {
+		id.ExpiresAt = &g.Spec.ExpiresAt.Time
+	}
+	return id
+}
+
+// EffectivePermissions is what a grant may do: its permissions intersected
+// with its client's, or all the client's when the grant names none. Removing
+// a permission from a client removes it from every grant at once.
+func EffectivePermissions(grant, client []string) []string {
+	if len(grant) == 0 {
+		return nonNil(slices.Clone(client))
+	}
+	return permissions.Intersect(grant, client)
+}
+
+// Has reports whether the identity holds every permission in want.
+func (id Identity) Has(want []string) (missing []string) {
+	return permissions.Subset(want, id.Permissions)
+}
+
+func (id Identity) permissionList() string { return strings.Join(id.Permissions, ",") }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -1,0 +1,329 @@
+package verifier
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/latchkey-dev/latchkey/internal/permissions"
+)
+
+// Request headers a gateway sets to require a permission or a tenant. Their
+// query-parameter forms are "permission" and "tenant". Every value given, in
+// either form, must hold: a caller can add requirements, never remove them.
+const (
+	HeaderRequirePermission = "X-Latchkey-Permission"
+	HeaderRequireTenant     = "X-Latchkey-Tenant"
+)
+
+// Response headers of a successful verification, for the gateway to pass to
+// the upstream.
+const (
+	HeaderClientID         = "X-Latchkey-Client-Id"
+	HeaderTenant           = "X-Latchkey-Tenant"
+	HeaderPermissions      = "X-Latchkey-Permissions"
+	HeaderTokenID          = "X-Latchkey-Token-Id"
+	HeaderKind             = "X-Latchkey-Kind"
+	HeaderCredentialType   = "X-Latchkey-Credential-Type"
+	HeaderAllowImpersonate = "X-Latchkey-Allow-Impersonate"
+	HeaderAllowLogin       = "X-Latchkey-Allow-Login"
+)
+
+const maxBody = 64 << 10
+
+var (
+	metricVerifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_verifications_total",
+		Help: "Credential verifications by endpoint and result (valid, missing, malformed, unknown, wrong_secret, expired, revoked, inactive, forbidden, rate_limited, unavailable).",
+	}, []string{"endpoint", "result"})
+	metricLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "latchkey_verification_duration_seconds",
+		Help:    "Time to answer a verification request.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+	}, []string{"endpoint"})
+)
+
+func init() { metrics.Registry.MustRegister(metricVerifications, metricLatency) }
+
+// Server is the verification service's HTTP handler.
+type Server struct {
+	auth   *authenticator
+	usage  *usageRecorder
+	synced atomic.Bool
+	opts   Options
+	log    logr.Logger
+	mux    *http.ServeMux
+}
+
+func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr.Logger) *Server {
+	s := &Server{auth: auth, usage: usage, opts: opts, log: log, mux: http.NewServeMux()}
+	s.mux.Handle("/v1/verify", s.endpoint("verify", s.verify))
+	s.mux.Handle("/v1/verify/", s.endpoint("verify", s.verify))
+	s.mux.Handle("/v1/current", s.endpoint("current", s.current))
+	s.mux.Handle("/v1/me", s.endpoint("current", s.current))
+	s.mux.Handle("POST /oauth2/introspect", s.endpoint("introspect", s.introspect))
+	s.mux.Handle("POST /oauth2/token", s.endpoint("token", s.token))
+	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.synced.Load() {
+			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) Outcome
+
+// endpoint adds what every endpoint shares: 503 until synced, a bounded
+// body, no caching, metrics.
+func (s *Server) endpoint(name string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w.Header().Set("Cache-Control", "no-store")
+		outcome := OutcomeUnavailable
+		if !s.synced.Load() {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier is starting: its caches have not synced yet")
+		} else {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			outcome = h(w, r)
+		}
+		metricVerifications.WithLabelValues(name, string(outcome)).Inc()
+		metricLatency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	})
+}
+
+// identify authenticates the request's own credential and answers 401, 429
+// or 503 itself when that fails.
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (Identity, Outcome, bool) {
+	p, err := credentialFrom(r)
+	if err == nil {
+		var id Identity
+		if id, err = s.auth.authenticate(r.Context(), p); err == nil {
+			return id, OutcomeValid, true
+		}
+	}
+	return Identity{}, s.fail(w, r, err), false
+}
+
+// fail answers a failed authentication. The caller learns only that the
+// credential was not accepted; the reason goes to metrics and to the log with
+// no credential material.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) Outcome {
+	o := outcomeOf(err)
+	switch o {
+	case OutcomeUnavailable:
+		s.log.Error(err, "Verification failed closed", "path", r.URL.Path)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier cannot decide now; retry")
+	case OutcomeRateLimited:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "slow_down", "too many failed attempts for this credential; retry later")
+	default:
+		s.log.V(1).Info("Credential rejected", "outcome", string(o), "path", r.URL.Path)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
+		w.Header().Add("WWW-Authenticate", `Basic realm="latchkey"`)
+		writeError(w, http.StatusUnauthorized, "invalid_token", "the credential is missing, unknown, expired, revoked or inactive")
+	}
+	return o
+}
+
+// verify is the forward-auth endpoint.
+func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
+	id, o, ok := s.identify(w, r)
+	if !ok {
+		return o
+	}
+	q := r.URL.Query()
+	wantPerms := splitValues(append(r.Header.Values(HeaderRequirePermission), q["permission"]...))
+	if missing := id.Has(wantPerms); len(missing) > 0 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope"`)
+		writeError(w, http.StatusForbidden, "insufficient_scope", "the credential lacks permission "+strings.Join(missing, ", "))
+		return OutcomeForbidden
+	}
+	for _, t := range splitValues(append(r.Header.Values(HeaderRequireTenant), q["tenant"]...)) {
+		if t != id.Tenant {
+			writeError(w, http.StatusForbidden, "wrong_tenant", "the credential is not bound to the required tenant")
+			return OutcomeForbidden
+		}
+	}
+	s.usage.record(id.owner, remoteAddr(r))
+	h := w.Header()
+	h.Set(HeaderClientID, id.ClientID)
+	h.Set(HeaderTenant, id.Tenant)
+	h.Set(HeaderPermissions, id.permissionList())
+	h.Set(HeaderTokenID, id.TokenID)
+	h.Set(HeaderKind, id.Kind)
+	h.Set(HeaderCredentialType, id.Type)
+	h.Set(HeaderAllowImpersonate, strconv.FormatBool(id.AllowImpersonate))
+	h.Set(HeaderAllowLogin, strconv.FormatBool(id.AllowLogin))
+	writeJSON(w, http.StatusOK, id)
+	return OutcomeValid
+}
+
+// current returns the caller's own record, never its secret.
+func (s *Server) current(w http.ResponseWriter, r *http.Request) Outcome {
+	id, o, ok := s.identify(w, r)
+	if !ok {
+		return o
+	}
+	s.usage.record(id.owner, remoteAddr(r))
+	writeJSON(w, http.StatusOK, id)
+	return OutcomeValid
+}
+
+// introspect is RFC 7662 token introspection for authenticated callers that
+// hold the introspection permission.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) Outcome {
+	caller, o, ok := s.identify(w, r)
+	if !ok {
+		return o
+	}
+	if missing := caller.Has([]string{s.opts.IntrospectionPermission}); len(missing) > 0 {
+		writeError(w, http.StatusForbidden, "insufficient_scope", "introspection needs permission "+s.opts.IntrospectionPermission)
+		return OutcomeForbidden
+	}
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("token") == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "send the token to introspect as the form parameter 'token'")
+		return OutcomeMalformed
+	}
+	tok := r.PostForm.Get("token")
+	p := presented{bearer: tok}
+	if user, pass, ok := strings.Cut(tok, ":"); ok {
+		p = presented{user: user, pass: pass, basic: true}
+	}
+	id, err := s.auth.authenticate(r.Context(), p)
+	if err != nil {
+		if outcomeOf(err) == OutcomeUnavailable {
+			return s.fail(w, r, err)
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+		return OutcomeValid
+	}
+	s.usage.record(id.owner, remoteAddr(r))
+	resp := map[string]any{
+		"active": true, "scope": strings.Join(id.Permissions, " "), "client_id": id.ClientID,
+		"token_type": "Bearer", "sub": id.ClientID, "jti": id.TokenID, "tenant": id.Tenant,
+		"latchkey_kind": id.Kind, "latchkey_type": id.Type,
+		"allow_impersonate": id.AllowImpersonate, "allow_login": id.AllowLogin,
+	}
+	if id.ExpiresAt != nil {
+		resp["exp"] = id.ExpiresAt.Unix()
+	}
+	if id.IssuedAt != nil {
+		resp["iat"] = id.IssuedAt.Unix()
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return OutcomeValid
+}
+
+// token is the OAuth 2.0 client_credentials grant (RFC 6749 §4.4).
+func (s *Server) token(w http.ResponseWriter, r *http.Request) Outcome {
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded and at most 64 KiB")
+		return OutcomeMalformed
+	}
+	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "only grant_type=client_credentials is supported")
+		return OutcomeMalformed
+	}
+	user, pass, basic := r.BasicAuth()
+	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	switch {
+	case basic && formSecret != "":
+		writeError(w, http.StatusBadRequest, "invalid_request", "authenticate the client with HTTP Basic or with the form, not both")
+		return OutcomeMalformed
+	case !basic:
+		user, pass = formID, formSecret
+	}
+	if user == "" || pass == "" {
+		return s.invalidClient(w, OutcomeMissing)
+	}
+	id, err := s.auth.clientSecret(r.Context(), user, pass)
+	if err != nil {
+		if o := outcomeOf(err); o == OutcomeUnavailable || o == OutcomeRateLimited {
+			return s.fail(w, r, err)
+		}
+		return s.invalidClient(w, outcomeOf(err))
+	}
+	scope := id.Permissions
+	if requested := strings.Fields(r.PostForm.Get("scope")); len(requested) > 0 {
+		if scope = permissions.Intersect(requested, id.Permissions); len(scope) == 0 {
+			writeError(w, http.StatusBadRequest, "invalid_scope", "the client holds none of the requested permissions")
+			return OutcomeForbidden
+		}
+	}
+	t, err := s.auth.token(r.Context(), id.TokenID)
+	if err != nil {
+		return s.fail(w, r, err)
+	}
+	access, claims, err := mintAccessToken(t, scope, s.auth.now(), s.opts.AccessTokenTTL)
+	if err != nil {
+		return s.fail(w, r, err)
+	}
+	s.usage.record(id.owner, remoteAddr(r))
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": access, "token_type": "Bearer",
+		"expires_in": claims.Expires - claims.IssuedAt, "scope": strings.Join(scope, " "),
+	})
+	return OutcomeValid
+}
+
+func (s *Server) invalidClient(w http.ResponseWriter, o Outcome) Outcome {
+	w.Header().Set("WWW-Authenticate", `Basic realm="latchkey"`)
+	writeError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	return o
+}
+
+func splitValues(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// remoteAddr is the end client's address: the first X-Forwarded-For entry
+// that a gateway set, else the peer. It is informational (status.lastUsedFrom).
+func remoteAddr(r *http.Request) string {
+	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		first, _, _ := strings.Cut(xff, ",")
+		if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+			return ip.String()
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, errCode, desc string) {
+	writeJSON(w, code, map[string]string{"error": errCode, "error_description": desc})
+}
+
+func (s *Server) String() string { return fmt.Sprintf("verifier(synced=%v)", s.synced.Load()) }

@@ -1,0 +1,121 @@
+package verifier
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
+)
+
+// Options configure the verification service.
+type Options struct {
+	// Namespace is the operator's namespace, where backing tokens live.
+	Namespace string
+	// Addr is the listen address (":8082"); Listener, when set, wins.
+	Addr     string
+	Listener net.Listener
+	// IntrospectionPermission is what a caller of /oauth2/introspect must hold.
+	IntrospectionPermission string
+	// AccessTokenTTL is the lifetime of client_credentials access tokens.
+	AccessTokenTTL time.Duration
+	// UsageInterval is how often last use is written to status; 0 disables
+	// usage recording (a verifier with read-only RBAC).
+	UsageInterval time.Duration
+	// FailuresPerSecond and FailureBurst limit failed attempts per credential.
+	FailuresPerSecond float64
+	FailureBurst      int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Defaults fills unset options.
+func (o *Options) Defaults() {
+	if o.IntrospectionPermission == "" {
+		o.IntrospectionPermission = "system.introspect"
+	}
+	if o.AccessTokenTTL == 0 {
+		o.AccessTokenTTL = time.Hour
+	}
+	if o.FailuresPerSecond == 0 {
+		o.FailuresPerSecond = 1
+	}
+	if o.FailureBurst == 0 {
+		o.FailureBurst = 10
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Setup adds the verification service to the manager: its index, its HTTP
+// server (on every replica) and the usage flusher.
+func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
+	opts.Defaults()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Secret{}, IndexClientSecretByClientID, clientSecretIndex); err != nil {
+		return nil, fmt.Errorf("indexing backing tokens by client id: %w", err)
+	}
+	log := mgr.GetLogger().WithName("verifier")
+	auth := &authenticator{
+		lookup:  lookup{cache: mgr.GetCache(), namespace: opts.Namespace},
+		now:     opts.Now,
+		limiter: newFailureLimiter(opts.FailuresPerSecond, opts.FailureBurst),
+		slow:    &verifiedCache{},
+	}
+	var rec *usageRecorder
+	if opts.UsageInterval > 0 {
+		rec = &usageRecorder{pending: map[usageKey]usage{}, now: opts.Now, client: mgr.GetClient(), interval: opts.UsageInterval, log: log}
+		if err := mgr.Add(rec); err != nil {
+			return nil, err
+		}
+	}
+	s := newServer(auth, rec, opts, log)
+	// Informers for what the verifier reads, also when no controller (which
+	// would start them) runs: --verifier-only.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		for _, obj := range []client.Object{&corev1.Secret{}, &latchkeyv1alpha1.ApiClient{}, &latchkeyv1alpha1.CredentialGrant{}} {
+			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+				return fmt.Errorf("starting informer for %T: %w", obj, err)
+			}
+		}
+		if mgr.GetCache().WaitForCacheSync(ctx) {
+			s.synced.Store(true)
+			log.Info("Caches synced: serving")
+		}
+		<-ctx.Done()
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+	shutdown := 5 * time.Second
+	srv := &manager.Server{
+		Name:     "verifier",
+		Listener: opts.Listener,
+		Server: &http.Server{
+			Addr: opts.Addr, Handler: s,
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+			IdleTimeout: 90 * time.Second, MaxHeaderBytes: 32 << 10,
+		},
+		ShutdownTimeout: &shutdown,
+	}
+	if err := mgr.Add(srv); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func clientSecretIndex(o client.Object) []string {
+	l, a := o.GetLabels(), o.GetAnnotations()
+	if l[backing.LabelComponent] != backing.ComponentValue || l[backing.LabelOwnerKind] != backing.KindApiClient || a[backing.AnnotationClientID] == "" {
+		return nil
+	}
+	return []string{a[backing.AnnotationClientID]}
+}
