@@ -53,7 +53,7 @@ lint: ## golangci-lint.
 	"$(GOLANGCI_LINT)" run ./...
 
 .PHONY: verify
-verify: ## Regenerate everything and fail if any generated file or go.mod differs from what is committed.
+verify: ## Regenerate everything (and go mod tidy); fail if that changed any file.
 	hack/verify.sh
 
 .PHONY: control-plane
@@ -63,11 +63,16 @@ control-plane: ## Build (once) etcd, kube-apiserver and kubectl into the cache.
 .PHONY: test
 test: manifests generate vet ## Unit tests and envtest suites against a real API server.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test ./... -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
+	hack/fuzz.sh
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 10s) each.
+	hack/fuzz.sh
 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and the CLI into bin/.
+build: ## Build the manager (bin/manager) and the embedded dev runner (bin/latchkey-dev).
 	go build -o bin/manager ./cmd
 	go build -o bin/latchkey-dev ./cmd/latchkey-dev
 
