@@ -3,13 +3,15 @@ package verifier
 import (
 	"context"
 	"errors"
-	"slices"
+	"fmt"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -71,6 +73,9 @@ const (
 	OutcomeUnavailable Outcome = "unavailable"
 )
 
+var allOutcomes = []Outcome{OutcomeValid, OutcomeMissing, OutcomeMalformed, OutcomeUnknown, OutcomeWrongSecret,
+	OutcomeExpired, OutcomeRevoked, OutcomeInactive, OutcomeForbidden, OutcomeRateLimited, OutcomeUnavailable}
+
 // rejection is an authentication failure with its outcome.
 type rejection struct{ outcome Outcome }
 
@@ -86,16 +91,41 @@ func outcomeOf(err error) Outcome {
 	return OutcomeUnavailable
 }
 
-// lookup reads the verifier's view from the informer cache.
+// lookup reads the verifier's view from the informers. Once they have
+// started it reads their indexers directly: the objects are the informers'
+// own, shared and read-only (never modified here), so a request costs no deep
+// copy. Before that, or if an informer is not a client-go one, it falls back
+// to the cache reader.
 type lookup struct {
 	cache     client.Reader
 	namespace string
+
+	secrets, clients, grants toolscache.Indexer
+}
+
+// get reads key into out (fallback) or returns the indexer's object.
+func get[T client.Object](ctx context.Context, l lookup, idx toolscache.Indexer, key types.NamespacedName, out T) (T, error) {
+	if idx == nil {
+		return out, l.cache.Get(ctx, key, out)
+	}
+	o, ok, err := idx.GetByKey(key.Namespace + "/" + key.Name)
+	if err != nil {
+		return out, err
+	}
+	if !ok {
+		return out, apierrors.NewNotFound(schema.GroupResource{}, key.Name)
+	}
+	t, ok := o.(T)
+	if !ok {
+		return out, fmt.Errorf("informer holds %T, not %T", o, out)
+	}
+	return t, nil
 }
 
 // token returns the backing token with this id, or a rejection.
 func (l lookup) token(ctx context.Context, id string) (backing.Token, error) {
-	sec := &corev1.Secret{}
-	if err := l.cache.Get(ctx, types.NamespacedName{Namespace: l.namespace, Name: backing.Name(id)}, sec); err != nil {
+	sec, err := get(ctx, l, l.secrets, types.NamespacedName{Namespace: l.namespace, Name: backing.Name(id)}, &corev1.Secret{})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return backing.Token{}, reject(OutcomeUnknown)
 		}
@@ -107,13 +137,29 @@ func (l lookup) token(ctx context.Context, id string) (backing.Token, error) {
 // clientSecretTokens returns the backing tokens of a client id's secret
 // (several during a rotation's grace period).
 func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]backing.Token, error) {
-	var list corev1.SecretList
-	if err := l.cache.List(ctx, &list, client.InNamespace(l.namespace), client.MatchingFields{IndexClientSecretByClientID: clientID}); err != nil {
-		return nil, err
+	var items []*corev1.Secret
+	if l.secrets != nil {
+		objs, err := l.secrets.ByIndex("field:"+IndexClientSecretByClientID, l.namespace+"/"+clientID)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if s, ok := o.(*corev1.Secret); ok {
+				items = append(items, s)
+			}
+		}
+	} else {
+		var list corev1.SecretList
+		if err := l.cache.List(ctx, &list, client.InNamespace(l.namespace), client.MatchingFields{IndexClientSecretByClientID: clientID}); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			items = append(items, &list.Items[i])
+		}
 	}
-	out := make([]backing.Token, 0, len(list.Items))
-	for i := range list.Items {
-		if t, err := backing.FromSecret(&list.Items[i]); err == nil {
+	out := make([]backing.Token, 0, len(items))
+	for _, s := range items {
+		if t, err := backing.FromSecret(s); err == nil {
 			out = append(out, t)
 		}
 	}
@@ -123,8 +169,8 @@ func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]back
 // client returns the ApiClient a backing token belongs to, checking that it
 // is the same object (UID) and usable.
 func (l lookup) client(ctx context.Context, ns, name string, uid types.UID) (*latchkeyv1alpha1.ApiClient, error) {
-	c := &latchkeyv1alpha1.ApiClient{}
-	if err := l.cache.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, c); err != nil {
+	c, err := get(ctx, l, l.clients, types.NamespacedName{Namespace: ns, Name: name}, &latchkeyv1alpha1.ApiClient{})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, reject(OutcomeRevoked)
 		}
@@ -141,8 +187,8 @@ func (l lookup) client(ctx context.Context, ns, name string, uid types.UID) (*la
 
 // grant returns the CredentialGrant a backing token belongs to.
 func (l lookup) grant(ctx context.Context, t backing.Token, now time.Time) (*latchkeyv1alpha1.CredentialGrant, error) {
-	g := &latchkeyv1alpha1.CredentialGrant{}
-	if err := l.cache.Get(ctx, types.NamespacedName{Namespace: t.OwnerNamespace, Name: t.OwnerName}, g); err != nil {
+	g, err := get(ctx, l, l.grants, types.NamespacedName{Namespace: t.OwnerNamespace, Name: t.OwnerName}, &latchkeyv1alpha1.CredentialGrant{})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, reject(OutcomeRevoked)
 		}
@@ -162,7 +208,8 @@ func clientIdentity(c *latchkeyv1alpha1.ApiClient, t backing.Token, typ string) 
 	id := Identity{
 		Kind: backing.KindApiClient, TokenID: t.ID, ClientID: t.ClientID, Tenant: c.Spec.Tenant,
 		Namespace: c.Namespace, Name: c.Name, ClientName: c.Name, Type: typ,
-		Scopes: slices.Clone(c.Spec.Scopes), Permissions: nonNil(slices.Clone(c.Spec.Permissions)),
+		// Shared with the informer's object: read-only, never modified.
+		Scopes: c.Spec.Scopes, Permissions: nonNil(c.Spec.Permissions),
 		AllowImpersonate: c.Spec.AllowImpersonate, AllowLogin: c.Spec.AllowLogin,
 		IssuedAt: timeOrNil(t.CreatedAt), ExpiresAt: t.ExpiresAt,
 		owner: usageKey{kind: backing.KindApiClient, namespace: c.Namespace, name: c.Name},
@@ -193,7 +240,7 @@ func grantIdentity(c *latchkeyv1alpha1.ApiClient, g *latchkeyv1alpha1.Credential
 // a permission from a client removes it from every grant at once.
 func EffectivePermissions(grant, client []string) []string {
 	if len(grant) == 0 {
-		return nonNil(slices.Clone(client))
+		return nonNil(client) // read-only
 	}
 	return permissions.Intersect(grant, client)
 }

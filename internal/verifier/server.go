@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,8 +33,6 @@ const (
 	HeaderTenant           = "X-Latchkey-Tenant"
 	HeaderPermissions      = "X-Latchkey-Permissions"
 	HeaderTokenID          = "X-Latchkey-Token-Id"
-	HeaderKind             = "X-Latchkey-Kind"
-	HeaderCredentialType   = "X-Latchkey-Credential-Type"
 	HeaderAllowImpersonate = "X-Latchkey-Allow-Impersonate"
 	HeaderAllowLogin       = "X-Latchkey-Allow-Login"
 )
@@ -90,19 +89,31 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) Outcome
 // endpoint adds what every endpoint shares: 503 until synced, a bounded
 // body, no caching, metrics.
 func (s *Server) endpoint(name string, h handlerFunc) http.Handler {
+	// Resolve the metric series once, not per request.
+	latency := metricLatency.WithLabelValues(name)
+	counters := map[Outcome]prometheus.Counter{}
+	for _, o := range allOutcomes {
+		counters[o] = metricVerifications.WithLabelValues(name, string(o))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		w.Header().Set("Cache-Control", "no-store")
+		if name != "verify" {
+			// Forward-auth answers are not cached by gateways; the others
+			// carry tokens and records (RFC 6749 §5.1 wants no-store).
+			w.Header()["Cache-Control"] = []string{"no-store"}
+		}
 		outcome := OutcomeUnavailable
 		if !s.synced.Load() {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier is starting: its caches have not synced yet")
 		} else {
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			}
 			outcome = h(w, r)
 		}
-		metricVerifications.WithLabelValues(name, string(outcome)).Inc()
-		metricLatency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		counters[outcome].Inc()
+		latency.Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -146,7 +157,10 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 	if !ok {
 		return o
 	}
-	q := r.URL.Query()
+	var q url.Values
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	wantPerms := splitValues(append(r.Header.Values(HeaderRequirePermission), q["permission"]...))
 	if missing := id.Has(wantPerms); len(missing) > 0 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope"`)
@@ -160,16 +174,17 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 		}
 	}
 	s.usage.record(id.owner, remoteAddr(r))
+	// The header names are canonical already: set them without
+	// re-canonicalising. The answer is in the headers; gateways ignore a
+	// forward-auth body, and /v1/current returns the record as JSON.
 	h := w.Header()
-	h.Set(HeaderClientID, id.ClientID)
-	h.Set(HeaderTenant, id.Tenant)
-	h.Set(HeaderPermissions, id.permissionList())
-	h.Set(HeaderTokenID, id.TokenID)
-	h.Set(HeaderKind, id.Kind)
-	h.Set(HeaderCredentialType, id.Type)
-	h.Set(HeaderAllowImpersonate, strconv.FormatBool(id.AllowImpersonate))
-	h.Set(HeaderAllowLogin, strconv.FormatBool(id.AllowLogin))
-	writeJSON(w, http.StatusOK, id)
+	h[HeaderClientID] = []string{id.ClientID}
+	h[HeaderTenant] = []string{id.Tenant}
+	h[HeaderPermissions] = []string{id.permissionList()}
+	h[HeaderTokenID] = []string{id.TokenID}
+	h[HeaderAllowImpersonate] = []string{strconv.FormatBool(id.AllowImpersonate)}
+	h[HeaderAllowLogin] = []string{strconv.FormatBool(id.AllowLogin)}
+	w.WriteHeader(http.StatusOK)
 	return OutcomeValid
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -81,10 +82,19 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	// Informers for what the verifier reads, also when no controller (which
 	// would start them) runs: --verifier-only.
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		for _, obj := range []client.Object{&corev1.Secret{}, &latchkeyv1alpha1.ApiClient{}, &latchkeyv1alpha1.CredentialGrant{}} {
-			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+		indexers := make([]toolscache.Indexer, 3)
+		for i, obj := range []client.Object{&corev1.Secret{}, &latchkeyv1alpha1.ApiClient{}, &latchkeyv1alpha1.CredentialGrant{}} {
+			inf, err := mgr.GetCache().GetInformer(ctx, obj)
+			if err != nil {
 				return fmt.Errorf("starting informer for %T: %w", obj, err)
 			}
+			if ii, ok := inf.(interface{ GetIndexer() toolscache.Indexer }); ok {
+				indexers[i] = ii.GetIndexer()
+			}
+		}
+		if indexers[0] != nil && indexers[1] != nil && indexers[2] != nil {
+			// Published before synced is stored: handlers read them only after.
+			auth.secrets, auth.clients, auth.grants = indexers[0], indexers[1], indexers[2]
 		}
 		if mgr.GetCache().WaitForCacheSync(ctx) {
 			s.synced.Store(true)

@@ -1,0 +1,431 @@
+// Command bench measures the verification service on this machine, in one
+// run, against baselines under the same load (make bench):
+//
+//   - verify, valid and invalid credentials: req/s, p50, p99;
+//   - a null handler in the same binary, behind an identical http.Server;
+//   - kube-apiserver TokenReview of a ServiceAccount token (what a gateway
+//     would do with Kubernetes tokens instead);
+//   - revocation latency (DELETE returned → verifier rejects) against a plain
+//     informer's create→event latency, the floor of any watch-based system.
+//
+// It starts its own control plane (KUBEBUILDER_ASSETS) and operator and
+// sends traffic only to loopback. Numbers go to stdout as a Markdown table.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
+	"github.com/latchkey-dev/latchkey/internal/token"
+)
+
+var (
+	duration    = flag.Duration("duration", 5*time.Second, "load duration per scenario")
+	concurrency = flag.Int("concurrency", 16, "concurrent keep-alive connections")
+	trials      = flag.Int("trials", 100, "revocation and informer-floor trials")
+	rounds      = flag.Int("rounds", 5, "scenarios run interleaved in this many rounds, so background load on the machine hits them alike")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the valid-token scenario to this file")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type scenario struct {
+	name string
+	fn   func(hc *http.Client, i int) error
+}
+
+type result struct {
+	name     string
+	requests int
+	errors   int
+	elapsed  time.Duration
+	lat      []time.Duration
+	rps      float64
+	p50, p99 time.Duration
+}
+
+func (r result) add(o result) result {
+	r.name = o.name
+	r.requests += o.requests
+	r.errors += o.errors
+	r.elapsed += o.elapsed
+	r.lat = append(r.lat, o.lat...)
+	return r
+}
+
+func (r *result) finish() {
+	r.rps = float64(r.requests) / r.elapsed.Seconds()
+	r.p50, r.p99 = percentiles(r.lat)
+}
+
+func run() error {
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := env.Client
+	for _, ns := range []string{"bench", "latchkey-system"} {
+		if err := env.EnsureNamespace(ctx, ns); err != nil {
+			return err
+		}
+	}
+
+	vln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mgr, err := operator.NewManager(env.Config, operator.Options{Namespace: "latchkey-system", MetricsAddr: "0", VerifierListener: vln})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: manager:", err)
+			os.Exit(1)
+		}
+	}()
+	verifyURL := "http://" + vln.Addr().String() + "/v1/verify"
+
+	// The null handler: same http.Server settings as the verifier's.
+	nln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	null := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second}
+	go func() { _ = null.Serve(nln) }()
+	defer null.Close()
+	nullURL := "http://" + nln.Addr().String() + "/v1/verify"
+
+	cl := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "bench"},
+		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"blogs"}, Permissions: []string{"blogs.read"}, Tenant: "2"}}
+	if err := c.Create(ctx, cl); err != nil {
+		return err
+	}
+	g := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Name: "bench-token", Namespace: "bench"},
+		Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: "bench"}}
+	if err := c.Create(ctx, g); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, c, g); err != nil {
+		return err
+	}
+	var sec corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "bench", Name: "bench-token"}, &sec); err != nil {
+		return err
+	}
+	valid := string(sec.Data["token"])
+	if err := waitStatus(ctx, verifyURL, valid, http.StatusOK); err != nil {
+		return err
+	}
+	unknown := make([]string, 1024)
+	for i := range unknown {
+		t, _ := token.New()
+		unknown[i] = t.String()
+	}
+
+	saToken, err := serviceAccountToken(ctx, env.Config)
+	if err != nil {
+		return err
+	}
+	kcfg := rest.CopyConfig(env.Config)
+	kcfg.QPS, kcfg.Burst = -1, 0
+	kube, err := kubernetes.NewForConfig(kcfg)
+	if err != nil {
+		return err
+	}
+
+	scenarios := []scenario{
+		{"null handler", func(hc *http.Client, _ int) error { return get(hc, nullURL, "Bearer "+valid, http.StatusOK) }},
+		{"verify, valid token", func(hc *http.Client, _ int) error { return get(hc, verifyURL, "Bearer "+valid, http.StatusOK) }},
+		{"verify, unknown token", func(hc *http.Client, i int) error {
+			return get(hc, verifyURL, "Bearer "+unknown[i%len(unknown)], http.StatusUnauthorized)
+		}},
+		{"kube-apiserver TokenReview", func(_ *http.Client, _ int) error {
+			tr, err := kube.AuthenticationV1().TokenReviews().Create(context.Background(),
+				&authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: saToken}}, metav1.CreateOptions{})
+			if err == nil && !tr.Status.Authenticated {
+				err = fmt.Errorf("token not authenticated: %s", tr.Status.Error)
+			}
+			return err
+		}},
+	}
+	results := make([]result, len(scenarios))
+	per := *duration / time.Duration(*rounds)
+	for range *rounds {
+		for i, sc := range scenarios {
+			var r result
+			if i == 1 {
+				r = profiled(func() result { return load(sc.name, per, sc.fn) })
+			} else {
+				r = load(sc.name, per, sc.fn)
+			}
+			results[i] = results[i].add(r)
+		}
+	}
+	for i := range results {
+		results[i].finish()
+	}
+
+	revP50, revP99, err := revocation(ctx, c, verifyURL)
+	if err != nil {
+		return err
+	}
+	floorP50, floorP99, err := informerFloor(ctx, env.Config)
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("\n## Verifier benchmark (%s, %d cores, GOMAXPROCS %d, %d connections, %v per scenario in %d interleaved rounds)\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOMAXPROCS(0), *concurrency, *duration, *rounds)
+	fmt.Println("| scenario | requests | errors | req/s | p50 | p99 |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		fmt.Printf("| %s | %d | %d | %.0f | %v | %v |\n", r.name, r.requests, r.errors, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+	}
+	nullR, validR, tr := results[0], results[1], results[3]
+	fmt.Printf("\n| revocation (%d trials) | p50 | p99 |\n|---|---:|---:|\n", *trials)
+	fmt.Printf("| DELETE returned → verifier rejects | %v | %v |\n", revP50.Round(time.Microsecond), revP99.Round(time.Microsecond))
+	fmt.Printf("| plain informer: Create returned → event | %v | %v |\n", floorP50.Round(time.Microsecond), floorP99.Round(time.Microsecond))
+	fmt.Println()
+	check := func(name string, ok bool, detail string) {
+		mark := "met"
+		if !ok {
+			mark = "NOT met"
+		}
+		fmt.Printf("- %s: %s (%s)\n", name, mark, detail)
+	}
+	check("verify ≥ 0.9× null handler", validR.rps >= 0.9*nullR.rps, fmt.Sprintf("%.2f×", validR.rps/nullR.rps))
+	check("verify ≥ 10× TokenReview", validR.rps >= 10*tr.rps, fmt.Sprintf("%.1f×", validR.rps/tr.rps))
+	check("revocation p99 ≤ informer floor p99 + 50 ms", revP99 <= floorP99+50*time.Millisecond,
+		fmt.Sprintf("%v vs %v", revP99.Round(time.Microsecond), (floorP99+50*time.Millisecond).Round(time.Microsecond)))
+	return nil
+}
+
+// profiled runs f under the CPU profiler when -cpuprofile is set (the
+// profile of the last round is kept).
+func profiled(f func() result) result {
+	if *cpuProfile == "" {
+		return f()
+	}
+	out, err := os.Create(*cpuProfile)
+	if err != nil {
+		panic(err)
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		panic(err)
+	}
+	defer pprof.StopCPUProfile()
+	return f()
+}
+
+// load runs fn from *concurrency workers for *duration.
+func load(name string, d time.Duration, fn func(hc *http.Client, i int) error) result {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		all      []time.Duration
+		errCount atomic.Int64
+		n        atomic.Int64
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := range *concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}, Timeout: 10 * time.Second}
+			lat := make([]time.Duration, 0, 1<<16)
+			for i := w; time.Now().Before(deadline); i += *concurrency {
+				t0 := time.Now()
+				if err := fn(hc, i); err != nil {
+					errCount.Add(1)
+				}
+				lat = append(lat, time.Since(t0))
+				n.Add(1)
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return result{name: name, requests: int(n.Load()), errors: int(errCount.Load()), elapsed: time.Since(start), lat: all}
+}
+
+func get(hc *http.Client, url, auth string, want int) error {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", auth)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
+	}
+	return nil
+}
+
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	slices.Sort(d)
+	return d[len(d)*50/100], d[min(len(d)-1, len(d)*99/100)]
+}
+
+// revocation measures DELETE-returned → first 401, over *trials grants.
+func revocation(ctx context.Context, c client.Client, url string) (p50, p99 time.Duration, err error) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	grants := make([]*latchkeyv1alpha1.CredentialGrant, *trials)
+	for i := range grants {
+		grants[i] = &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("rev-%d", i), Namespace: "bench"},
+			Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: "bench"}}
+		if err := c.Create(ctx, grants[i]); err != nil {
+			return 0, 0, err
+		}
+	}
+	var lat []time.Duration
+	for _, g := range grants {
+		if err := waitReady(ctx, c, g); err != nil {
+			return 0, 0, err
+		}
+		var sec corev1.Secret
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "bench", Name: g.Name}, &sec); err != nil {
+			return 0, 0, err
+		}
+		tok := "Bearer " + string(sec.Data["token"])
+		if err := waitStatus(ctx, url, string(sec.Data["token"]), http.StatusOK); err != nil {
+			return 0, 0, err
+		}
+		if err := c.Delete(ctx, g); err != nil {
+			return 0, 0, err
+		}
+		t0 := time.Now()
+		for get(hc, url, tok, http.StatusUnauthorized) != nil {
+			if time.Since(t0) > 10*time.Second {
+				return 0, 0, fmt.Errorf("grant %s still accepted 10 s after DELETE", g.Name)
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	p50, p99 = percentiles(lat)
+	return p50, p99, nil
+}
+
+// informerFloor measures a plain client-go informer's Create-returned →
+// event-delivered latency on ConfigMaps.
+func informerFloor(ctx context.Context, cfg *rest.Config) (p50, p99 time.Duration, err error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	seen := make(chan string, 16)
+	f := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace("bench"))
+	inf := f.Core().V1().ConfigMaps().Informer()
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: func(o any) {
+		if cm, ok := o.(*corev1.ConfigMap); ok {
+			seen <- cm.Name
+		}
+	}}); err != nil {
+		return 0, 0, err
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	f.Start(stop)
+	f.WaitForCacheSync(stop)
+	var lat []time.Duration
+	for i := range *trials {
+		name := fmt.Sprintf("floor-%d", i)
+		if _, err := kube.CoreV1().ConfigMaps("bench").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			return 0, 0, err
+		}
+		t0 := time.Now()
+		for got := ""; got != name; {
+			select {
+			case got = <-seen:
+			case <-time.After(10 * time.Second):
+				return 0, 0, fmt.Errorf("no informer event for %s", name)
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	p50, p99 = percentiles(lat)
+	return p50, p99, nil
+}
+
+func serviceAccountToken(ctx context.Context, cfg *rest.Config) (string, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "gateway", Namespace: "bench"}}
+	if _, err := kube.CoreV1().ServiceAccounts("bench").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	tr, err := kube.CoreV1().ServiceAccounts("bench").CreateToken(ctx, "gateway", &authv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting a ServiceAccount token: %w", err)
+	}
+	return tr.Status.Token, nil
+}
+
+func waitReady(ctx context.Context, c client.Client, g *latchkeyv1alpha1.CredentialGrant) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(g), g); err == nil && meta.IsStatusConditionTrue(g.Status.Conditions, latchkeyv1alpha1.ConditionReady) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("grant %s not Ready: %+v", g.Name, g.Status.Conditions)
+}
+
+func waitStatus(ctx context.Context, url, tok string, want int) error {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if get(hc, url, "Bearer "+tok, want) == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("verifier never answered %d", want)
+}

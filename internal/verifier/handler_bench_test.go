@@ -1,0 +1,89 @@
+package verifier
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/token"
+)
+
+// benchServer is a verifier over in-memory indexers holding one client and
+// one grant, exactly as the informers would hold them.
+func benchServer(b *testing.B) (*Server, string) {
+	b.Helper()
+	newIndexer := func(extra toolscache.Indexers) toolscache.Indexer {
+		idx := toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc}
+		for k, v := range extra {
+			idx[k] = v
+		}
+		return toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, idx)
+	}
+	secrets := newIndexer(toolscache.Indexers{"field:" + IndexClientSecretByClientID: func(o any) ([]string, error) {
+		vals := clientSecretIndex(o.(client.Object))
+		out := make([]string, 0, len(vals))
+		for _, v := range vals {
+			out = append(out, o.(client.Object).GetNamespace()+"/"+v)
+		}
+		return out, nil
+	}})
+	clients, grants := newIndexer(nil), newIndexer(nil)
+	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "ns", UID: "cu"},
+		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"blogs"}, Permissions: []string{"blogs.read", "blogs.write"}, Tenant: "2"}}
+	g := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Name: "g", Namespace: "ns", UID: "gu"},
+		Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: "c", Permissions: []string{"blogs.read"}}}
+	tok, _ := token.New()
+	bt := backing.Token{ID: tok.ID, Hash: token.HashGenerated(tok.ID, tok.Secret), OwnerKind: backing.KindCredentialGrant,
+		OwnerNamespace: "ns", OwnerName: "g", OwnerUID: "gu", ClientUID: "cu", ClientID: "id_x", Type: "bearer"}
+	for _, add := range []error{clients.Add(c), grants.Add(g), secrets.Add(bt.Secret("latchkey-system"))} {
+		if add != nil {
+			b.Fatal(add)
+		}
+	}
+	auth := &authenticator{
+		lookup:  lookup{namespace: "latchkey-system", secrets: secrets, clients: clients, grants: grants},
+		now:     time.Now,
+		limiter: newFailureLimiter(1, 10),
+		slow:    &verifiedCache{},
+	}
+	opts := Options{}
+	opts.Defaults()
+	s := newServer(auth, &usageRecorder{pending: map[usageKey]usage{}, now: time.Now}, opts, logr.Discard())
+	s.synced.Store(true)
+	return s, tok.String()
+}
+
+// BenchmarkVerifyHandler is the verifier's own cost per request, without
+// the network: make bench prints it next to the load figures.
+func BenchmarkVerifyHandler(b *testing.B) {
+	s, tok := benchServer(b)
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"valid", "Bearer " + tok, http.StatusOK},
+		{"unknown", "Bearer " + func() string { t, _ := token.New(); return t.String() }(), http.StatusUnauthorized},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/v1/verify/blogs/1", nil)
+			req.Header.Set("Authorization", tc.auth)
+			req.Header.Set(HeaderRequirePermission, "blogs.read")
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, req)
+				if w.Code != tc.want {
+					b.Fatalf("status %d, want %d", w.Code, tc.want)
+				}
+			}
+		})
+	}
+}
