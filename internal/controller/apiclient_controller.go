@@ -118,6 +118,11 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 			return ctrl.Result{}, err
 		}
 	}
+	if st.current != nil {
+		if err := r.pruneOldSecret(ctx, c, c.Status.SecretName, st.secretName); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if st.notReadyReason == latchkeyv1alpha1.ReasonSecretRefNotFound {
 		return ctrl.Result{RequeueAfter: waitBackoff(waitedSince(c.Status.Conditions, st.now))}, nil
 	}
@@ -128,7 +133,7 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 // Secret, and turns them into the facts decide needs.
 func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.ApiClient, st *clientState, confirm bool) (*corev1.Secret, []byte, observed, error) {
 	o := observed{Now: st.now, ClientUID: c.UID, RotateWanted: c.Annotations[latchkeyv1alpha1.AnnotationRotate], Grace: grace(c.Spec.Rotation)}
-	sec, foreign, err := r.consumerSecret(ctx, c, st.secretName, confirm)
+	sec, foreign, err := r.currentSecret(ctx, c, st.secretName, c.Status.SecretName, confirm)
 	if err != nil {
 		return nil, nil, o, err
 	}

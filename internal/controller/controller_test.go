@@ -464,3 +464,27 @@ func eventReasons(f *fixture, name string) []string {
 	}
 	return out
 }
+
+// Changing spec.secretName moves the credential to the new Secret (the same
+// secret: nothing is reissued) and deletes the old one.
+func TestSecretNameChangeMovesTheSecret(t *testing.T) {
+	f := newFixture(t).start()
+	c := f.client("owner")
+	f.waitReady(c)
+	g := f.grant("g", "owner")
+	f.waitReady(g)
+	oldToken, oldClientSecret := f.secret("g").Data["token"], f.secret("owner").Data["client_secret"]
+
+	f.patch(g, `{"spec":{"secretName":"g-moved"}}`)
+	f.patch(c, `{"spec":{"secretName":"owner-moved"}}`)
+	f.g.Eventually(func() bool {
+		return apierrors.IsNotFound(env.Client.Get(f.ctx, client.ObjectKey{Namespace: f.ns, Name: "g"}, &corev1.Secret{}))
+	}).Should(BeTrue())
+	f.g.Eventually(func() bool {
+		return apierrors.IsNotFound(env.Client.Get(f.ctx, client.ObjectKey{Namespace: f.ns, Name: "owner"}, &corev1.Secret{}))
+	}).Should(BeTrue())
+	f.g.Expect(f.secret("g-moved").Data["token"]).To(Equal(oldToken))
+	f.g.Expect(f.secret("owner-moved").Data["client_secret"]).To(Equal(oldClientSecret))
+	f.waitReady(g)
+	f.g.Expect(g.Status.SecretName).To(Equal("g-moved"))
+}

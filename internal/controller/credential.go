@@ -163,6 +163,34 @@ func (s *store) settle(ctx context.Context, p plan, now time.Time, grace time.Du
 	return nil
 }
 
+// currentSecret is the owner's consumer Secret at name or, when there is
+// none yet and spec.secretName just changed, the one at its previous name:
+// the issued secret moves to the new name instead of being reissued.
+func (s *store) currentSecret(ctx context.Context, owner client.Object, name, previous string, confirm bool) (*corev1.Secret, bool, error) {
+	sec, foreign, err := s.consumerSecret(ctx, owner, name, confirm)
+	if err != nil || sec != nil || foreign || previous == "" || previous == name {
+		return sec, foreign, err
+	}
+	old, _, err := s.consumerSecret(ctx, owner, previous, confirm)
+	return old, false, err
+}
+
+// pruneOldSecret deletes the consumer Secret the object used before
+// spec.secretName changed, if it is still the object's.
+func (s *store) pruneOldSecret(ctx context.Context, owner client.Object, old, current string) error {
+	if old == "" || old == current {
+		return nil
+	}
+	sec, _, err := s.consumerSecret(ctx, owner, old, false)
+	if err != nil || sec == nil {
+		return err
+	}
+	if err := s.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting the previous Secret %s: %w", old, err)
+	}
+	return nil
+}
+
 // consumerSecretSpec is the desired content of a consumer Secret.
 type consumerSecretSpec struct {
 	Name       string
@@ -197,7 +225,7 @@ func (d consumerSecretSpec) annotations() map[string]string {
 // upToDate reports whether the observed Secret already has the desired
 // content, so a resync writes nothing.
 func (d consumerSecretSpec) upToDate(sec *corev1.Secret, owner client.Object, kind string) bool {
-	if sec == nil || sec.Type != d.Type || !maps.EqualFunc(sec.Data, d.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+	if sec == nil || sec.Name != d.Name || sec.Type != d.Type || !maps.EqualFunc(sec.Data, d.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
 		return false
 	}
 	return containsAll(sec.Labels, d.labels(owner, kind)) && containsAll(sec.Annotations, d.annotations())

@@ -118,6 +118,11 @@ func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latch
 		return ctrl.Result{}, err
 	}
 	st.revoked = st.current == nil && (st.expired || st.client == nil)
+	if st.current != nil {
+		if err := r.pruneOldSecret(ctx, g, g.Status.SecretName, st.secretName); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 
 	_, untilExpiry := expiry(timePtr(g.Spec.ExpiresAt), st.now)
 	return ctrl.Result{RequeueAfter: minPositive(p.RequeueAfter, untilExpiry)}, nil
@@ -142,7 +147,7 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 			st.clientID = c.Spec.ClientID
 		}
 	}
-	sec, foreign, err := r.consumerSecret(ctx, g, st.secretName, confirm)
+	sec, foreign, err := r.currentSecret(ctx, g, st.secretName, g.Status.SecretName, confirm)
 	if err != nil {
 		return nil, o, err
 	}
