@@ -81,7 +81,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	s := newServer(auth, rec, opts, log)
 	// Informers for what the verifier reads, also when no controller (which
 	// would start them) runs: --verifier-only.
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		indexers := make([]toolscache.Indexer, 3)
 		for i, obj := range []client.Object{&corev1.Secret{}, &latchkeyv1alpha1.ApiClient{}, &latchkeyv1alpha1.CredentialGrant{}} {
 			inf, err := mgr.GetCache().GetInformer(ctx, obj)
@@ -103,6 +103,15 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 		<-ctx.Done()
 		return nil
 	})); err != nil {
+		return nil, err
+	}
+	// A replica is ready only once its verifier answers.
+	if err := mgr.AddReadyzCheck("verifier", func(*http.Request) error {
+		if !s.synced.Load() {
+			return fmt.Errorf("verifier caches not synced")
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	shutdown := 5 * time.Second
@@ -129,3 +138,12 @@ func clientSecretIndex(o client.Object) []string {
 	}
 	return []string{a[backing.AnnotationClientID]}
 }
+
+// everyReplica is a runnable that runs on every replica, leader or not
+// (manager.RunnableFunc would run only on the leader).
+type everyReplica func(ctx context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+
+// NeedLeaderElection is false: every replica serves the verifier.
+func (everyReplica) NeedLeaderElection() bool { return false }
