@@ -25,6 +25,12 @@ func main() {
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
+	flag.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", 0,
+		"How long a leader's Lease is valid; after a hard kill of the leader another replica takes over within about this plus the retry period. 0: 15s.")
+	flag.DurationVar(&opts.RenewDeadline, "leader-elect-renew-deadline", 0,
+		"How long the leader retries renewing its Lease before it gives up leadership; below the lease duration. 0: 10s.")
+	flag.DurationVar(&opts.RetryPeriod, "leader-elect-retry-period", 0,
+		"How often candidates try to acquire or renew the Lease. 0: 2s.")
 	flag.BoolVar(&opts.EnableWebhooks, "enable-webhooks", true, "Serve the validating admission webhook.")
 	flag.IntVar(&opts.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	flag.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "", "Directory of the webhook serving certificate (tls.crt, tls.key); mount the certificate Secret here.")

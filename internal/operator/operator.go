@@ -49,6 +49,13 @@ type Options struct {
 	LeaderElection bool
 	// LeaderElectionID names the Lease the replicas compete for.
 	LeaderElectionID string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election;
+	// zero keeps controller-runtime's defaults (15s, 10s, 2s). After a hard
+	// kill of the leader, another replica takes over within about
+	// LeaseDuration + RetryPeriod.
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 
 	// WebhookPort and WebhookCertDir configure the admission webhook server.
 	// EnableWebhooks false skips it (the CRD's CEL rules still hold).
@@ -206,6 +213,9 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionNamespace:       opts.Namespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 nonZero(opts.LeaseDuration),
+		RenewDeadline:                 nonZero(opts.RenewDeadline),
+		RetryPeriod:                   nonZero(opts.RetryPeriod),
 		GracefulShutdownTimeout:       ptrDuration(10 * time.Second),
 		Controller:                    config.Controller{SkipNameValidation: &opts.SkipControllerNameValidation},
 	}
@@ -338,3 +348,11 @@ func (a admission) setup(mgr ctrl.Manager, opts Options) error {
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// nonZero is nil for zero, so controller-runtime applies its default.
+func nonZero(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
+}
