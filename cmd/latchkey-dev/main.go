@@ -49,6 +49,7 @@ func main() {
 	flag.StringVar(&cfg.operator.Namespace, "namespace", operator.DefaultNamespace, "The operator's own namespace, created if missing.")
 	flag.StringVar(&cfg.operator.MetricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&cfg.operator.ProbeAddr, "health-probe-bind-address", "0", "Address of the health and readiness probes; 0 disables them.")
+	flag.StringVar(&cfg.operator.VerifierAddr, "verifier-bind-address", "127.0.0.1:8082", "Address of the verification service; 0 disables it.")
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -131,9 +132,10 @@ In another shell:
   kubectl apply -f config/samples/
   kubectl get apiclients,credentialgrants
 
+The verification service listens on http://%s (GET /v1/verify).
 Press Ctrl-C to stop; the control plane and its data go with it.
 
-`, restConfig.Host, kubeconfig)
+`, restConfig.Host, kubeconfig, cfg.operator.VerifierAddr)
 
 	// The admission webhook is not served here: the API server would need a
 	// Service or URL with a serving certificate it trusts. The CRDs' schema
