@@ -130,6 +130,27 @@ func run() error {
 	defer null.Close()
 	nullURL := "http://" + nln.Addr().String() + "/v1/verify"
 
+	// The same null handler, answering with the six identity headers a
+	// successful verification returns (static values of the same size): the
+	// HTTP floor of the forward-auth contract itself.
+	hln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	withHeaders := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h["X-Latchkey-Client-Id"] = []string{"id_P3OsKW8jmcsM174m"}
+		h["X-Latchkey-Tenant"] = []string{"2"}
+		h["X-Latchkey-Permissions"] = []string{"blogs.read"}
+		h["X-Latchkey-Token-Id"] = []string{"327jlwr6arrfl3pj"}
+		h["X-Latchkey-Allow-Impersonate"] = []string{"false"}
+		h["X-Latchkey-Allow-Login"] = []string{"false"}
+		w.WriteHeader(http.StatusOK)
+	}), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second}
+	go func() { _ = withHeaders.Serve(hln) }()
+	defer withHeaders.Close()
+	headersURL := "http://" + hln.Addr().String() + "/v1/verify"
+
 	cl := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "bench"},
 		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"blogs"}, Permissions: []string{"blogs.read"}, Tenant: "2"}}
 	if err := c.Create(ctx, cl); err != nil {
@@ -171,6 +192,7 @@ func run() error {
 	scenarios := []scenario{
 		{"null handler", func(hc *http.Client, _ int) error { return get(hc, nullURL, "Bearer "+valid, http.StatusOK) }},
 		{"verify, valid token", func(hc *http.Client, _ int) error { return get(hc, verifyURL, "Bearer "+valid, http.StatusOK) }},
+		{"null handler + the six identity headers", func(hc *http.Client, _ int) error { return get(hc, headersURL, "Bearer "+valid, http.StatusOK) }},
 		{"verify, unknown token", func(hc *http.Client, i int) error {
 			return get(hc, verifyURL, "Bearer "+unknown[i%len(unknown)], http.StatusUnauthorized)
 		}},
@@ -216,7 +238,7 @@ func run() error {
 	for _, r := range results {
 		fmt.Printf("| %s | %d | %d | %.0f | %v | %v |\n", r.name, r.requests, r.errors, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
 	}
-	nullR, validR, tr := results[0], results[1], results[3]
+	nullR, validR, headersR, tr := results[0], results[1], results[2], results[4]
 	fmt.Printf("\n| revocation (%d trials) | p50 | p99 |\n|---|---:|---:|\n", *trials)
 	fmt.Printf("| DELETE returned → verifier rejects | %v | %v |\n", revP50.Round(time.Microsecond), revP99.Round(time.Microsecond))
 	fmt.Printf("| plain informer: Create returned → event | %v | %v |\n", floorP50.Round(time.Microsecond), floorP99.Round(time.Microsecond))
@@ -229,6 +251,7 @@ func run() error {
 		fmt.Printf("- %s: %s (%s)\n", name, mark, detail)
 	}
 	check("verify ≥ 0.9× null handler", validR.rps >= 0.9*nullR.rps, fmt.Sprintf("%.2f×", validR.rps/nullR.rps))
+	check("verify ≥ 0.9× null handler with the same response headers", validR.rps >= 0.9*headersR.rps, fmt.Sprintf("%.2f×", validR.rps/headersR.rps))
 	check("verify ≥ 10× TokenReview", validR.rps >= 10*tr.rps, fmt.Sprintf("%.1f×", validR.rps/tr.rps))
 	check("revocation p99 ≤ informer floor p99 + 50 ms", revP99 <= floorP99+50*time.Millisecond,
 		fmt.Sprintf("%v vs %v", revP99.Round(time.Microsecond), (floorP99+50*time.Millisecond).Round(time.Microsecond)))

@@ -73,7 +73,7 @@ func Parse(s string) (Token, error) {
 		return Token{}, ErrMalformed
 	}
 	body, sum := s[:len(s)-ChecksumLen], s[len(s)-ChecksumLen:]
-	if checksum(body) != sum {
+	if want := checksumBytes(body); string(want[:]) != sum {
 		return Token{}, ErrMalformed
 	}
 	rest := body[len(Prefix):]
@@ -170,11 +170,19 @@ func b64Value(c byte) int {
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 func checksum(body string) string {
-	n := crc32.ChecksumIEEE([]byte(body))
-	out := make([]byte, ChecksumLen)
+	b := checksumBytes(body)
+	return string(b[:])
+}
+
+// checksumBytes is the CRC-32 of body in 6 base62 digits, computed without
+// allocating (Parse runs on every verification).
+func checksumBytes(body string) [ChecksumLen]byte {
+	var buf [Len]byte
+	n := crc32.ChecksumIEEE(append(buf[:0], body...))
+	var out [ChecksumLen]byte
 	for i := ChecksumLen - 1; i >= 0; i-- {
 		out[i] = base62[n%62]
 		n /= 62
 	}
-	return string(out)
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,28 +104,35 @@ type lookup struct {
 	secrets, clients, grants toolscache.Indexer
 }
 
-// get reads key into out (fallback) or returns the indexer's object.
-func get[T client.Object](ctx context.Context, l lookup, idx toolscache.Indexer, key types.NamespacedName, out T) (T, error) {
+// get returns the indexer's object, or reads it from the cache into a new
+// object (fallback).
+func get[T client.Object](ctx context.Context, l lookup, idx toolscache.Indexer, ns, name string, fresh func() T) (T, error) {
+	var zero T
 	if idx == nil {
-		return out, l.cache.Get(ctx, key, out)
+		out := fresh()
+		return out, l.cache.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, out)
 	}
-	o, ok, err := idx.GetByKey(key.Namespace + "/" + key.Name)
+	o, ok, err := idx.GetByKey(ns + "/" + name)
 	if err != nil {
-		return out, err
+		return zero, err
 	}
 	if !ok {
-		return out, apierrors.NewNotFound(schema.GroupResource{}, key.Name)
+		return zero, apierrors.NewNotFound(schema.GroupResource{}, name)
 	}
 	t, ok := o.(T)
 	if !ok {
-		return out, fmt.Errorf("informer holds %T, not %T", o, out)
+		return zero, fmt.Errorf("informer holds %T, not %T", o, zero)
 	}
 	return t, nil
 }
 
+func newSecret() *corev1.Secret                   { return &corev1.Secret{} }
+func newClient() *latchkeyv1alpha1.ApiClient      { return &latchkeyv1alpha1.ApiClient{} }
+func newGrant() *latchkeyv1alpha1.CredentialGrant { return &latchkeyv1alpha1.CredentialGrant{} }
+
 // token returns the backing token with this id, or a rejection.
 func (l lookup) token(ctx context.Context, id string) (backing.Token, error) {
-	sec, err := get(ctx, l, l.secrets, types.NamespacedName{Namespace: l.namespace, Name: backing.Name(id)}, &corev1.Secret{})
+	sec, err := get(ctx, l, l.secrets, l.namespace, backing.Name(id), newSecret)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return backing.Token{}, reject(OutcomeUnknown)
@@ -169,7 +177,7 @@ func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]back
 // client returns the ApiClient a backing token belongs to, checking that it
 // is the same object (UID) and usable.
 func (l lookup) client(ctx context.Context, ns, name string, uid types.UID) (*latchkeyv1alpha1.ApiClient, error) {
-	c, err := get(ctx, l, l.clients, types.NamespacedName{Namespace: ns, Name: name}, &latchkeyv1alpha1.ApiClient{})
+	c, err := get(ctx, l, l.clients, ns, name, newClient)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, reject(OutcomeRevoked)
@@ -187,7 +195,7 @@ func (l lookup) client(ctx context.Context, ns, name string, uid types.UID) (*la
 
 // grant returns the CredentialGrant a backing token belongs to.
 func (l lookup) grant(ctx context.Context, t backing.Token, now time.Time) (*latchkeyv1alpha1.CredentialGrant, error) {
-	g, err := get(ctx, l, l.grants, types.NamespacedName{Namespace: t.OwnerNamespace, Name: t.OwnerName}, &latchkeyv1alpha1.CredentialGrant{})
+	g, err := get(ctx, l, l.grants, t.OwnerNamespace, t.OwnerName, newGrant)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, reject(OutcomeRevoked)
@@ -242,7 +250,16 @@ func EffectivePermissions(grant, client []string) []string {
 	if len(grant) == 0 {
 		return nonNil(client) // read-only
 	}
-	return permissions.Intersect(grant, client)
+	// Both lists are short (a few dozen at most): a nested loop beats a map
+	// and allocates only the result. Same order and result as
+	// permissions.Intersect.
+	out := make([]string, 0, len(grant))
+	for _, p := range grant {
+		if slices.Contains(client, p) && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Has reports whether the identity holds every permission in want.

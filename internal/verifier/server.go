@@ -61,12 +61,15 @@ type Server struct {
 	opts   Options
 	log    logr.Logger
 	mux    *http.ServeMux
+
+	verifyHandler http.Handler
 }
 
 func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr.Logger) *Server {
 	s := &Server{auth: auth, usage: usage, opts: opts, log: log, mux: http.NewServeMux()}
-	s.mux.Handle("/v1/verify", s.endpoint("verify", s.verify))
-	s.mux.Handle("/v1/verify/", s.endpoint("verify", s.verify))
+	s.verifyHandler = s.endpoint("verify", s.verify)
+	s.mux.Handle("/v1/verify", s.verifyHandler)
+	s.mux.Handle("/v1/verify/", s.verifyHandler)
 	s.mux.Handle("/v1/current", s.endpoint("current", s.current))
 	s.mux.Handle("/v1/me", s.endpoint("current", s.current))
 	s.mux.Handle("POST /oauth2/introspect", s.endpoint("introspect", s.introspect))
@@ -81,8 +84,15 @@ func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Forward-auth, the hot path, skips the
+// mux's pattern matching.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "/v1/verify" || strings.HasPrefix(p, "/v1/verify/") {
+		s.verifyHandler.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) Outcome
 
@@ -143,13 +153,24 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) Outcome
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "slow_down", "too many failed attempts for this credential; retry later")
 	default:
-		s.log.V(1).Info("Credential rejected", "outcome", string(o), "path", r.URL.Path)
-		w.Header().Add("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
-		w.Header().Add("WWW-Authenticate", `Basic realm="latchkey"`)
-		writeError(w, http.StatusUnauthorized, "invalid_token", "the credential is missing, unknown, expired, revoked or inactive")
+		if s.log.V(1).Enabled() {
+			s.log.V(1).Info("Credential rejected", "outcome", string(o), "path", r.URL.Path)
+		}
+		// Every 401 is the same: its body is encoded once.
+		h := w.Header()
+		h["Www-Authenticate"] = []string{`Bearer realm="latchkey", error="invalid_token"`, `Basic realm="latchkey"`}
+		h["Content-Type"] = []string{"application/json"}
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write(unauthorizedBody)
 	}
 	return o
 }
+
+var unauthorizedBody = func() []byte {
+	b, _ := json.Marshal(map[string]string{"error": "invalid_token",
+		"error_description": "the credential is missing, unknown, expired, revoked or inactive"})
+	return append(b, '\n')
+}()
 
 // verify is the forward-auth endpoint.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
@@ -177,13 +198,15 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 	// The header names are canonical already: set them without
 	// re-canonicalising. The answer is in the headers; gateways ignore a
 	// forward-auth body, and /v1/current returns the record as JSON.
+	vals := [...]string{id.ClientID, id.Tenant, id.permissionList(), id.TokenID,
+		strconv.FormatBool(id.AllowImpersonate), strconv.FormatBool(id.AllowLogin)}
 	h := w.Header()
-	h[HeaderClientID] = []string{id.ClientID}
-	h[HeaderTenant] = []string{id.Tenant}
-	h[HeaderPermissions] = []string{id.permissionList()}
-	h[HeaderTokenID] = []string{id.TokenID}
-	h[HeaderAllowImpersonate] = []string{strconv.FormatBool(id.AllowImpersonate)}
-	h[HeaderAllowLogin] = []string{strconv.FormatBool(id.AllowLogin)}
+	h[HeaderClientID] = vals[0:1:1]
+	h[HeaderTenant] = vals[1:2:2]
+	h[HeaderPermissions] = vals[2:3:3]
+	h[HeaderTokenID] = vals[3:4:4]
+	h[HeaderAllowImpersonate] = vals[4:5:5]
+	h[HeaderAllowLogin] = vals[5:6:6]
 	w.WriteHeader(http.StatusOK)
 	return OutcomeValid
 }
@@ -304,6 +327,12 @@ func (s *Server) invalidClient(w http.ResponseWriter, o Outcome) Outcome {
 }
 
 func splitValues(vals []string) []string {
+	if len(vals) == 1 && !strings.Contains(vals[0], ",") {
+		if v := strings.TrimSpace(vals[0]); v != "" {
+			return []string{v}
+		}
+		return nil
+	}
 	var out []string
 	for _, v := range vals {
 		for _, p := range strings.Split(v, ",") {
