@@ -85,20 +85,16 @@ func (s *clientState) fail(err error) {
 func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1alpha1.ApiClient, st *clientState) (ctrl.Result, error) {
 	st.secretName = c.EffectiveSecretName()
 	var (
-		o      observed
 		sec    *corev1.Secret
 		source []byte
-		err    error
 	)
-	for _, confirm := range []bool{false, true} {
-		if sec, source, o, err = r.observe(ctx, c, st, confirm); err != nil {
-			return ctrl.Result{}, err
-		}
-		if decide(o).Action == actionKeep {
-			break
-		}
+	o, p, err := decideConfirmed(func(confirm bool) (o observed, err error) {
+		sec, source, o, err = r.observe(ctx, c, st, confirm)
+		return o, err
+	})
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	p := decide(o)
 	st.current = p.Current
 	switch p.Action {
 	case actionKeep:
@@ -229,21 +225,9 @@ func (r *ApiClientReconciler) issue(ctx context.Context, c *latchkeyv1alpha1.Api
 		ID: id, Hash: hash, OwnerKind: backing.KindApiClient, OwnerNamespace: c.Namespace, OwnerName: c.Name,
 		OwnerUID: c.UID, ClientUID: c.UID, ClientID: st.clientID, Type: backing.TypeClientSecret,
 	}
-	if err := r.createToken(ctx, bt); err != nil {
+	if st.current, err = r.rollOut(ctx, c, ApiClientKind, bt, r.secretSpec(c, st, []byte(secret), id, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	if err := r.settle(ctx, plan{Retire: p.Retire}, st.now, o.Grace); err != nil {
-		return err
-	}
-	d := r.secretSpec(c, st, []byte(secret), id, o.RotateWanted)
-	if err := r.applySecret(ctx, c, latchkeyv1alpha1.GroupVersion.WithKind(ApiClientKind), d); err != nil {
-		return err
-	}
-	if err := r.settle(ctx, plan{Delete: p.Delete}, st.now, 0); err != nil {
-		return err
-	}
-	bt.CreatedAt = st.now
-	st.current = &bt
 	recordIssue(ctx, r.Recorder, c, ApiClientKind, p.Action, id, len(p.Delete))
 	return nil
 }

@@ -151,7 +151,7 @@ func TestRestartAndResyncWriteNothing(t *testing.T) {
 	reconciled := reconcileCount()
 	mgr, err := operator.NewManager(cfg, withSkip(f.options()))
 	f.g.Expect(err).NotTo(HaveOccurred())
-	runManager(t, mgr)
+	testenv.RunManager(t, mgr)
 	// Every object is reconciled on start; wait for all 100 and for the queues to drain.
 	f.g.Eventually(func() float64 { return reconcileCount() - reconciled }).WithTimeout(60 * time.Second).Should(BeNumerically(">=", 2*n))
 	// A forced resync: touch every object (a change of an unrelated annotation reconciles it again).

@@ -191,6 +191,46 @@ func (s *store) pruneOldSecret(ctx context.Context, owner client.Object, old, cu
 	return nil
 }
 
+// rollOut puts a newly minted secret in place, in the order that never
+// leaves a consumer without a valid secret and never skips a grace period:
+// the new backing token first, then the rotated-out tokens start retiring,
+// then the consumer Secret gets the new secret, then the replaced tokens go.
+// A crash between steps leaves either the old state or an orphan that the
+// next reconcile deletes. It returns the new token as current.
+func (s *store) rollOut(ctx context.Context, owner client.Object, kind string, bt backing.Token, d consumerSecretSpec, p plan, o observed) (*backing.Token, error) {
+	if err := s.createToken(ctx, bt); err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, plan{Retire: p.Retire}, o.Now, o.Grace); err != nil {
+		return nil, err
+	}
+	if err := s.applySecret(ctx, owner, latchkeyv1alpha1.GroupVersion.WithKind(kind), d); err != nil {
+		return nil, err
+	}
+	if err := s.settle(ctx, plan{Delete: p.Delete}, o.Now, 0); err != nil {
+		return nil, err
+	}
+	bt.CreatedAt = o.Now
+	return &bt, nil
+}
+
+// decideConfirmed decides on what the cache shows and, when that means a new
+// secret, observes again from the API server and decides on that: a stale
+// cache (our own writes not yet seen) must never cause a second issue.
+func decideConfirmed(observe func(confirm bool) (observed, error)) (observed, plan, error) {
+	o, err := observe(false)
+	if err != nil {
+		return o, plan{}, err
+	}
+	if p := decide(o); p.Action == actionKeep {
+		return o, p, nil
+	}
+	if o, err = observe(true); err != nil {
+		return o, plan{}, err
+	}
+	return o, decide(o), nil
+}
+
 // consumerSecretSpec is the desired content of a consumer Secret.
 type consumerSecretSpec struct {
 	Name       string

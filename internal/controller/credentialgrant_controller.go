@@ -85,20 +85,14 @@ type grantState struct {
 }
 
 func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState) (ctrl.Result, error) {
-	var (
-		o   observed
-		sec *corev1.Secret
-		err error
-	)
-	for _, confirm := range []bool{false, true} {
-		if sec, o, err = r.observe(ctx, g, st, confirm); err != nil {
-			return ctrl.Result{}, err
-		}
-		if decide(o).Action == actionKeep {
-			break
-		}
+	var sec *corev1.Secret
+	o, p, err := decideConfirmed(func(confirm bool) (o observed, err error) {
+		sec, o, err = r.observe(ctx, g, st, confirm)
+		return o, err
+	})
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	p := decide(o)
 	st.current = p.Current
 	if o.RevokeAll && len(p.Delete) > 0 {
 		reason := "client_deleted"
@@ -203,20 +197,9 @@ func (r *CredentialGrantReconciler) issue(ctx context.Context, g *latchkeyv1alph
 		OwnerNamespace: g.Namespace, OwnerName: g.Name, OwnerUID: g.UID, ClientUID: st.client.UID,
 		ClientID: st.clientID, Type: string(g.EffectiveType()), ExpiresAt: timePtr(g.Spec.ExpiresAt),
 	}
-	if err := r.createToken(ctx, bt); err != nil {
+	if st.current, err = r.rollOut(ctx, g, CredentialGrantKind, bt, r.secretSpec(g, st, tok, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	if err := r.settle(ctx, plan{Retire: p.Retire}, st.now, o.Grace); err != nil {
-		return err
-	}
-	if err := r.applySecret(ctx, g, latchkeyv1alpha1.GroupVersion.WithKind(CredentialGrantKind), r.secretSpec(g, st, tok, o.RotateWanted)); err != nil {
-		return err
-	}
-	if err := r.settle(ctx, plan{Delete: p.Delete}, st.now, 0); err != nil {
-		return err
-	}
-	bt.CreatedAt = st.now
-	st.current = &bt
 	recordIssue(ctx, r.Recorder, g, CredentialGrantKind, p.Action, tok.ID, len(p.Delete))
 	return nil
 }

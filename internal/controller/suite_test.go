@@ -149,39 +149,13 @@ func tokenIDs(m map[string]backing.Token) []string {
 func startStoppable(f *fixture, opts operator.Options) (stop func()) {
 	mgr, err := operator.NewManager(env.Config, withSkip(opts))
 	f.g.Expect(err).NotTo(HaveOccurred())
-	return runManager(f.t, mgr)
+	return testenv.RunManager(f.t, mgr)
 }
 
 func withSkip(o operator.Options) operator.Options {
 	o.SkipControllerNameValidation = true
 	o.MetricsAddr = "0"
 	return o
-}
-
-// runManager starts mgr until stop is called or the test ends.
-func runManager(t *testing.T, mgr ctrl.Manager) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("manager: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("manager did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		t.Fatal("cache did not sync")
-	}
-	return stop
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

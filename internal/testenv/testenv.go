@@ -153,26 +153,39 @@ func (e *Env) StartManager(t testing.TB, opts operator.Options) ctrl.Manager {
 	if err != nil {
 		t.Fatalf("building manager: %v", err)
 	}
+	RunManager(t, mgr)
+	return mgr
+}
+
+// RunManager starts mgr and waits for its cache; the returned stop (also run
+// when the test ends) cancels it and waits until it has stopped, so a test
+// can restart the operator.
+func RunManager(t testing.TB, mgr ctrl.Manager) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), ctrl.Log.WithName("manager")))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("manager: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("manager did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("manager did not stop within 30s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer syncCancel()
 	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
 		t.Fatalf("manager cache did not sync")
 	}
-	return mgr
+	return stop
 }
 
 func sanitize(s string) string {
