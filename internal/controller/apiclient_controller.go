@@ -41,7 +41,8 @@ type ApiClientReconciler struct {
 // +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=latchkey-system,resources=secrets,verbs=deletecollection
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile makes the client's issued secret, consumer Secret, backing token
