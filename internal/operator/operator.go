@@ -170,16 +170,16 @@ func NewScheme() *runtime.Scheme {
 // informer; user-referenced Secrets are read with the uncached API reader.
 func CacheOptions(opts Options) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue})
+	secrets := cache.ByObject{Label: managed}
+	if opts.VerifierOnly {
+		// The verifier reads only backing tokens: no Secret elsewhere.
+		secrets.Namespaces = map[string]cache.Config{opts.Namespace: {}}
+	}
+	// ByObject is keyed by pointer: each kind must appear exactly once.
 	co := cache.Options{
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: managed},
-		},
-	}
-	if opts.VerifierOnly {
-		// The verifier reads only backing tokens: no Secret elsewhere.
-		co.ByObject[&corev1.Secret{}] = cache.ByObject{Label: managed, Namespaces: map[string]cache.Config{opts.Namespace: {}}}
+		ByObject:                    map[client.Object]cache.ByObject{&corev1.Secret{}: secrets},
 	}
 	if len(opts.WatchNamespaces) > 0 {
 		co.DefaultNamespaces = map[string]cache.Config{}
