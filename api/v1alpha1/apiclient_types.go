@@ -223,10 +223,6 @@ type ApiClientList struct {
 	Items           []ApiClient `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&ApiClient{}, &ApiClientList{})
-}
-
 // IsActive reports whether the client's credentials are accepted: spec.active
 // defaults to true.
 func (c *ApiClient) IsActive() bool {

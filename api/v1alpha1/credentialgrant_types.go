@@ -159,10 +159,6 @@ type CredentialGrantList struct {
 	Items           []CredentialGrant `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&CredentialGrant{}, &CredentialGrantList{})
-}
-
 // EffectiveSecretName is the Secret that receives the grant's credential.
 func (g *CredentialGrant) EffectiveSecretName() string {
 	if g.Spec.SecretName != "" {

@@ -124,7 +124,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		return fmt.Errorf("creating namespace %s: %w", ns.Name, err)
 	}
 
-	fmt.Fprintf(out, `
+	_, _ = fmt.Fprintf(out, `
 Latchkey is running against an embedded control plane at %s.
 In another shell:
 

@@ -48,7 +48,8 @@ func TestEmbeddedRun(t *testing.T) {
 		children := childPIDs(cmd.Process.Pid)
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-exited:
+		case err := <-exited:
+			t.Logf("latchkey-dev exited: %v", err)
 		case <-time.After(60 * time.Second):
 			_ = cmd.Process.Kill()
 			for _, pid := range children {

@@ -127,7 +127,7 @@ func run() error {
 	null := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second}
 	go func() { _ = null.Serve(nln) }()
-	defer null.Close()
+	defer func() { _ = null.Close() }()
 	nullURL := "http://" + nln.Addr().String() + "/v1/verify"
 
 	// The same null handler, answering with the six identity headers a
@@ -148,7 +148,7 @@ func run() error {
 		w.WriteHeader(http.StatusOK)
 	}), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second}
 	go func() { _ = withHeaders.Serve(hln) }()
-	defer withHeaders.Close()
+	defer func() { _ = withHeaders.Close() }()
 	headersURL := "http://" + hln.Addr().String() + "/v1/verify"
 
 	cl := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: "bench"},
@@ -268,7 +268,7 @@ func profiled(f func() result) result {
 	if err != nil {
 		panic(err)
 	}
-	defer out.Close()
+	defer func() { _ = out.Close() }()
 	if err := pprof.StartCPUProfile(out); err != nil {
 		panic(err)
 	}
@@ -318,7 +318,7 @@ func get(hc *http.Client, url, auth string, want int) error {
 		return err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != want {
 		return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
 	}

@@ -22,11 +22,15 @@ import (
 
 // Consumer Secret of an ApiClient.
 const (
-	ClientSecretType              corev1.SecretType = "latchkey.dev/client"
-	KeyClientID                                     = "client_id"
-	KeyClientSecret                                 = "client_secret"
-	ApiClientKind                                   = "ApiClient"
-	reasonSecretRefKeyNotFoundFmt                   = "Secret %q in namespace %q has no key %q: add the key; the client is issued as soon as it exists"
+	ClientSecretType corev1.SecretType = "latchkey.dev/client"
+)
+
+// Keys of an ApiClient's consumer Secret, and messages.
+const (
+	KeyClientID                   = "client_id"
+	KeyClientSecret               = "client_secret"
+	ApiClientKind                 = "ApiClient"
+	reasonSecretRefKeyNotFoundFmt = "Secret %q in namespace %q has no key %q: add the key; the client is issued as soon as it exists"
 )
 
 // ApiClientReconciler issues an ApiClient's client id and secret into its

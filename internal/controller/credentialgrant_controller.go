@@ -23,15 +23,19 @@ import (
 
 // Consumer Secret of a CredentialGrant (RFC 6749 and bootstrap-token names).
 const (
-	GrantSecretType     corev1.SecretType = "latchkey.dev/token"
-	CredentialGrantKind                   = "CredentialGrant"
-	KeyToken                              = "token"
-	KeyTokenID                            = "token_id"
-	KeyExpiresAt                          = "expires_at"
-	KeyKeyID                              = "key_id"
-	KeyKeySecret                          = "key_secret"
-	KeyUsername                           = "username"
-	KeyPassword                           = "password"
+	GrantSecretType corev1.SecretType = "latchkey.dev/token"
+)
+
+// Keys of a CredentialGrant's consumer Secret.
+const (
+	CredentialGrantKind = "CredentialGrant"
+	KeyToken            = "token"
+	KeyTokenID          = "token_id"
+	KeyExpiresAt        = "expires_at"
+	KeyKeyID            = "key_id"
+	KeyKeySecret        = "key_secret"
+	KeyUsername         = "username"
+	KeyPassword         = "password"
 )
 
 // CredentialGrantReconciler issues a grant's token into its consumer Secret,

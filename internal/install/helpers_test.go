@@ -192,7 +192,7 @@ func freePort(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -300,7 +300,7 @@ func startManager(t testing.TB, name string, args []string, namespace, kubeconfi
 			b, _ := os.ReadFile(p.log.Name())
 			t.Logf("%s log (last 6000 bytes):\n%s", name, tail(b, 6000))
 		}
-		p.log.Close()
+		_ = p.log.Close()
 	})
 	return p
 }
@@ -359,7 +359,7 @@ func get(addr, path string, header http.Header) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), nil
 }

@@ -292,7 +292,7 @@ func assertOnlyStatusAndFinalizers(t *testing.T, o *unstructured.Unstructured, a
 		if mf.FieldsV1 == nil {
 			continue
 		}
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			t.Fatal(err)
 		}
 		for top, sub := range fields {

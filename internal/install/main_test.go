@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 		}
 	})
 	code := func() int {
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }()
 		e, err := testenv.Start(testenv.Options{})
 		wg.Wait()
 		if err != nil {

@@ -102,7 +102,7 @@ func ValidTokenID(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') {
+		if (r < 'a' || r > 'z') && (r < '2' || r > '7') {
 			return false
 		}
 	}

@@ -74,10 +74,10 @@ func TestNGINXAuthRequest(t *testing.T) {
 	f.g.Expect(err).NotTo(HaveOccurred())
 	go func() {
 		_ = http.Serve(up, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "hello %s", r.Header.Get("X-Client-Id"))
+			_, _ = fmt.Fprintf(w, "hello %s", r.Header.Get("X-Client-Id"))
 		}))
 	}()
-	t.Cleanup(func() { up.Close() })
+	t.Cleanup(func() { _ = up.Close() })
 
 	port := freePort(f)
 	dir := t.TempDir()
@@ -91,7 +91,7 @@ func TestNGINXAuthRequest(t *testing.T) {
 	f.g.Eventually(func() error {
 		c, err := net.Dial("tcp", base[7:])
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 		}
 		return err
 	}).Should(Succeed())
@@ -115,7 +115,7 @@ func TestNGINXAuthRequest(t *testing.T) {
 		}
 		resp, err := http.DefaultClient.Do(req)
 		f.g.Expect(err).NotTo(HaveOccurred())
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
@@ -142,6 +142,6 @@ func TestNGINXAuthRequest(t *testing.T) {
 func freePort(f *fixture) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	f.g.Expect(err).NotTo(HaveOccurred())
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }

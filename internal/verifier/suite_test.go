@@ -105,7 +105,7 @@ func (f *fixture) get(path string, h http.Header) *http.Response {
 // status of a verification with the given headers.
 func (f *fixture) verify(h http.Header, query string) int {
 	resp := f.get("/v1/verify/some/original/path"+query, h)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }
@@ -118,7 +118,7 @@ func (f *fixture) postForm(path string, form url.Values, h http.Header) (int, ma
 	}
 	resp, err := f.http.Do(req)
 	f.g.Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var body map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	return resp.StatusCode, body

@@ -83,7 +83,7 @@ func TestVerify(t *testing.T) {
 			g := NewWithT(t)
 			resp := f.get("/v1/verify/orig/path"+tc.query, tc.h)
 			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			g.Expect(resp.StatusCode).To(Equal(tc.want), string(body))
 			switch tc.want {
 			case 200:
@@ -108,7 +108,7 @@ func TestVerify(t *testing.T) {
 	resp := f.get("/v1/current", bearer(b["token"]))
 	var me map[string]any
 	f.g.Expect(json.NewDecoder(resp.Body).Decode(&me)).To(Succeed())
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	f.g.Expect(me).To(HaveKeyWithValue("token_id", bt.ID))
 	f.g.Expect(me).To(HaveKeyWithValue("name", "bearer"))
 	f.g.Expect(me).To(HaveKeyWithValue("client_id", cs["client_id"]))

@@ -199,7 +199,7 @@ func assertServing(t *testing.T, pemCert []byte) {
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(want) {
 			return fmt.Errorf("serving certificate %s, want %s", got.SerialNumber, want.SerialNumber)
 		}
