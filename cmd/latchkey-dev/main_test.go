@@ -31,7 +31,10 @@ func TestEmbeddedRun(t *testing.T) {
 	}
 
 	kubeconfig := filepath.Join(tmp, "kube", "kubeconfig")
-	cmd := exec.Command(bin, "--kubeconfig-out", kubeconfig, "--crd-dir", filepath.Join(root, "config", "crd", "bases"))
+	// Any free port for the verifier: a developer's own make run (or a
+	// parallel test run) may hold the default 127.0.0.1:8082.
+	cmd := exec.Command(bin, "--kubeconfig-out", kubeconfig, "--crd-dir", filepath.Join(root, "config", "crd", "bases"),
+		"--verifier-bind-address", "127.0.0.1:0")
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
