@@ -158,8 +158,10 @@ type ApiClientStatus struct {
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the spec generation this status describes.
+	// observedGeneration is the spec generation this status describes; 0
+	// until Latchkey has reconciled the object.
 	// +optional
+	// +kubebuilder:default=0
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// clientID is the client id in effect: spec.clientID or the generated one.
@@ -209,8 +211,11 @@ type ApiClient struct {
 	// +required
 	Spec ApiClientSpec `json:"spec"`
 
-	// status is what Latchkey observed and issued.
+	// status is what Latchkey observed and issued. It defaults to
+	// observedGeneration 0, so an object Latchkey has not yet reconciled
+	// reads as in progress (kstatus, Flux) rather than current.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status ApiClientStatus `json:"status,omitempty"`
 }
 

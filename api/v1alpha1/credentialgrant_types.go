@@ -89,8 +89,10 @@ type CredentialGrantStatus struct {
 	// +kubebuilder:validation:MaxItems=8
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the spec generation this status describes.
+	// observedGeneration is the spec generation this status describes; 0
+	// until Latchkey has reconciled the object.
 	// +optional
+	// +kubebuilder:default=0
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// tokenID is the credential's non-secret handle (Arvados's uuid): safe to
@@ -145,8 +147,11 @@ type CredentialGrant struct {
 	// +required
 	Spec CredentialGrantSpec `json:"spec"`
 
-	// status is what Latchkey observed and issued.
+	// status is what Latchkey observed and issued. It defaults to
+	// observedGeneration 0, so an object Latchkey has not yet reconciled
+	// reads as in progress (kstatus, Flux) rather than current.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status CredentialGrantStatus `json:"status,omitempty"`
 }
 

@@ -23,6 +23,32 @@ import (
 func TestKstatus(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
+
+	// Created and not reconciled yet (no operator runs in this namespace
+	// yet): the CRD defaults status.observedGeneration to 0, so kstatus (and
+	// a Flux Kustomization with wait: true) does not call it Current.
+	fresh := []client.Object{
+		&latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fresh"},
+			Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"system"}}},
+		&latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fresh-token"},
+			Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: "fresh"}},
+	}
+	for _, o := range fresh {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"ApiClient/fresh", "CredentialGrant/fresh-token"} {
+		if res := compute(t, ns, key); res.Status != status.InProgressStatus {
+			t.Errorf("%s before its first reconcile: kstatus %s (%s), want InProgress", key, res.Status, res.Message)
+		}
+	}
+	for _, o := range fresh {
+		if err := env.Client.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	past := metav1.NewTime(time.Now().Add(-time.Hour))
 	objs := []client.Object{
 		&latchkeyv1alpha1.ApiClient{
