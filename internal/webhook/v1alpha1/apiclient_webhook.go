@@ -57,7 +57,8 @@ func (v *ApiClientValidator) ValidateCreate(ctx context.Context, c *latchkeyv1al
 	if err != nil {
 		return nil, err
 	}
-	return nil, invalid("ApiClient", c.Name, ValidateApiClient(nil, c, l))
+	warnings := secretClash(ctx, v.APIReader, c.EffectiveSecretName(), c.Namespace, "CredentialGrant", &latchkeyv1alpha1.CredentialGrant{})
+	return warnings, invalid("ApiClient", c.Name, ValidateApiClient(nil, c, l))
 }
 
 // ValidateUpdate validates a change to an ApiClient.
@@ -66,7 +67,11 @@ func (v *ApiClientValidator) ValidateUpdate(ctx context.Context, old, c *latchke
 	if err != nil {
 		return nil, err
 	}
-	return nil, invalid("ApiClient", c.Name, ValidateApiClient(old, c, l))
+	var warnings admission.Warnings
+	if old.EffectiveSecretName() != c.EffectiveSecretName() {
+		warnings = secretClash(ctx, v.APIReader, c.EffectiveSecretName(), c.Namespace, "CredentialGrant", &latchkeyv1alpha1.CredentialGrant{})
+	}
+	return warnings, invalid("ApiClient", c.Name, ValidateApiClient(old, c, l))
 }
 
 // ValidateDelete enforces spec.deletionPolicy RequireInactive.

@@ -9,9 +9,11 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/catalog"
@@ -120,4 +122,25 @@ func list(values []string, max int) string {
 
 func sameSet(a, b []string) bool {
 	return len(a) == len(b) && slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+// secretOwner is a Latchkey object that writes a consumer Secret.
+type secretOwner interface {
+	client.Object
+	EffectiveSecretName() string
+}
+
+// secretClash warns, at creation or when the Secret name changes, when an
+// object of the other kind already writes to the same Secret: an ApiClient
+// and a CredentialGrant of the same name both default to a Secret of that
+// name, and the second would report Ready=False (SecretConflict). Only the
+// same-named object is read (one uncached GET); a clash through an explicit
+// spec.secretName is still reported by the controller's condition.
+func secretClash(ctx context.Context, r client.Reader, name, namespace, otherKind string, other secretOwner) admission.Warnings {
+	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, other); err != nil || other.EffectiveSecretName() != name {
+		return nil
+	}
+	return admission.Warnings{fmt.Sprintf(
+		"%s %q already writes its credentials to Secret %q: this object would report Ready=False (SecretConflict); set spec.secretName to another name",
+		otherKind, other.GetName(), name)}
 }

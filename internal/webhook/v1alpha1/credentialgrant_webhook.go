@@ -80,6 +80,9 @@ func (v *CredentialGrantValidator) validate(ctx context.Context, old, g *latchke
 			l.Client = &c
 		}
 	}
+	if old == nil || old.EffectiveSecretName() != g.EffectiveSecretName() {
+		warnings = append(warnings, secretClash(ctx, v.APIReader, g.EffectiveSecretName(), g.Namespace, "ApiClient", &latchkeyv1alpha1.ApiClient{})...)
+	}
 	return warnings, invalid("CredentialGrant", g.Name, ValidateCredentialGrant(old, g, l))
 }
 
