@@ -71,7 +71,7 @@ test: manifests generate vet ## Unit tests and envtest suites against a real API
 	hack/fuzz.sh
 
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME (default 10s) each.
+fuzz: ## Run every fuzz target for its execution budget (about 10s each; FUZZTIME=2m to override).
 	hack/fuzz.sh
 
 .PHONY: helm-lint
