@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -72,9 +71,6 @@ func execute(t *testing.T, pathDir, bin string, args ...string) run {
 // kubectl plugin "kubectl latchkey" found on PATH by the real kubectl, and
 // under the name api-client.
 func TestKubectlPlugin(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("plugin file names differ on Windows")
-	}
 	ctx := context.Background()
 	ns, opNs := env.Namespace(t), env.Namespace(t)
 	env.StartManager(t, operator.Options{Namespace: opNs, WatchNamespaces: []string{ns}})

@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/testenv"
 )
 
 // TestEmbeddedRun runs the built latchkey-dev binary as `make run` does,
@@ -35,7 +36,7 @@ func TestEmbeddedRun(t *testing.T) {
 	// parallel test run) may hold the default 127.0.0.1:8082.
 	cmd := exec.Command(bin, "--kubeconfig-out", kubeconfig, "--crd-dir", filepath.Join(root, "config", "crd", "bases"),
 		"--verifier-bind-address", "127.0.0.1:0")
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -184,22 +185,4 @@ func childPIDs(pid int) []int {
 func comm(pid int) string {
 	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
 	return strings.TrimSpace(string(b))
-}
-
-// syncBuffer is a bytes.Buffer safe for a writing process and a reading test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

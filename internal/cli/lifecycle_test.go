@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
 )
 
 // TestSecretPassesVerifierUntilDelete: what create and issue print is a
@@ -226,7 +227,7 @@ func TestGetWithoutSecretAccess(t *testing.T) {
 	}
 
 	var r result
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if r = f.run("get", "--id", "watched", "--as", "auditor"); r.code != 0 {
 			return fmt.Errorf("get as auditor: %s", r.stderr)
 		}

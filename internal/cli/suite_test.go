@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	f.verifier = "http://" + ln.Addr().String()
 	env.StartManager(t, operator.Options{Namespace: f.opNs, WatchNamespaces: []string{f.ns}, EnableWebhooks: true, VerifierListener: ln})
 	f.waitForWebhook()
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if code := f.verify(nil); code != http.StatusOK && code != http.StatusUnauthorized {
 			return fmt.Errorf("verifier answers %d", code)
 		}
@@ -103,7 +103,7 @@ func bearer(tok string) http.Header {
 // the verifier answers code for the credential in h.
 func (f *fixture) wantVerify(what string, h http.Header, code int) {
 	f.t.Helper()
-	eventually(f.t, 10*time.Second, func() error {
+	testenv.Eventually(f.t, 10*time.Second, func() error {
 		if got := f.verify(h); got != code {
 			return fmt.Errorf("%s: /v1/verify answered %d, want %d", what, got, code)
 		}
@@ -120,7 +120,7 @@ func (f *fixture) waitForWebhook() {
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "probe"},
 		Spec:       latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"system"}},
 	}
-	eventually(f.t, 30*time.Second, func() error {
+	testenv.Eventually(f.t, 30*time.Second, func() error {
 		return env.Client.Create(context.Background(), probe.DeepCopy(), client.DryRunAll)
 	})
 }
@@ -182,19 +182,4 @@ func lines(s string) []string {
 		}
 	}
 	return out
-}
-
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %s: %v", d, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

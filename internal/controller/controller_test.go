@@ -378,7 +378,7 @@ func readyMessage(g *latchkeyv1alpha1.CredentialGrant) string {
 // Acceptance 7: a canary secret never reaches logs (highest verbosity),
 // Events, status or metrics.
 func TestSecretsNeverLeak(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	untap := testenv.Logs.Tap(&logs)
 	prev := testenv.LogLevel.Level()
 	testenv.LogLevel.SetLevel(-10)

@@ -1,10 +1,8 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -186,24 +184,6 @@ func metricSum(name, label string) float64 {
 
 func reconcileCount() float64 { return metricSum("controller_runtime_reconcile_total", "controller") }
 func queueDepth() float64     { return metricSum("workqueue_depth", "name") }
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-func (s *syncBuffer) String() string { return string(s.Bytes()) }
 
 // patch merge-patches obj (the operator writes status concurrently, so an
 // Update could conflict).

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
 )
 
 // failoverBound is how long the issue allows between the leader's death and
@@ -73,7 +74,7 @@ func TestLeaderFailover(t *testing.T) {
 	defer func() { close(stopPolling); polling.Wait() }()
 
 	var leader, follower *process
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		var leaders []*process
 		for _, p := range replicas {
 			if isLeader(p) {
@@ -100,7 +101,7 @@ func TestLeaderFailover(t *testing.T) {
 	mu.Unlock()
 	killedAt := time.Now()
 	leader.kill()
-	eventually(t, failoverBound, func() error {
+	testenv.Eventually(t, failoverBound, func() error {
 		if !isLeader(follower) {
 			return fmt.Errorf("%s does not lead yet", follower.name)
 		}
@@ -157,7 +158,7 @@ func issue(t *testing.T, ns, name string) string {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, o := range latchkeyObjects(t, ns) {
 			if o.GetName() != c.Name && o.GetName() != g.Name {
 				continue

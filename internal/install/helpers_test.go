@@ -169,22 +169,6 @@ func ensureNamespace(t testing.TB, ns string) {
 	}
 }
 
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // freePort returns a TCP port free on 127.0.0.1 at the time of the call.
 func freePort(t testing.TB) int {
 	t.Helper()
@@ -367,7 +351,7 @@ func get(addr, path string, header http.Header) (int, string, error) {
 // waitReady waits until the process's verifier answers /readyz with 200.
 func (p *process) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, func() error {
+	testenv.Eventually(t, timeout, func() error {
 		if err := p.exitedEarly(); err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +429,7 @@ func latchkeyObjects(t testing.TB, ns string) []*unstructured.Unstructured {
 // waitAllReady waits until every ApiClient and CredentialGrant in ns is Ready.
 func waitAllReady(t testing.TB, ns string, want int, timeout time.Duration, procs ...*process) {
 	t.Helper()
-	eventually(t, timeout, func() error {
+	testenv.Eventually(t, timeout, func() error {
 		for _, p := range procs {
 			if err := p.exitedEarly(); err != nil {
 				t.Fatal(err)

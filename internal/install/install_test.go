@@ -115,7 +115,7 @@ func runInstall(t *testing.T, in installation) {
 	// Deleted while the manager still runs (cleanups run last-in first-out),
 	// so its finalizers revoke the credentials and nothing is left behind.
 	t.Cleanup(func() { deleteAndWait(t, samples) })
-	eventually(t, 90*time.Second, func() error {
+	testenv.Eventually(t, 90*time.Second, func() error {
 		if err := mgr.exitedEarly(); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func secretValue(t testing.TB, ns, name, key string) string {
 func assertVerifies(t *testing.T, p *process, token string) {
 	t.Helper()
 	h := http.Header{"Authorization": {"Bearer " + token}}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		code, body, err := get(p.verifier, "/v1/verify?permission=blogs.read", h)
 		if err != nil {
 			return err

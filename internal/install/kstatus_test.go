@@ -14,6 +14,7 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
 )
 
 // TestKstatus: what Flux (kstatus), and the Argo CD health check in
@@ -82,7 +83,7 @@ func TestKstatus(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, 60*time.Second, func() error {
+		testenv.Eventually(t, 60*time.Second, func() error {
 			for key, w := range want {
 				res := compute(t, ns, key)
 				if res.Status != w {

@@ -62,7 +62,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 	if err := env.Client.Get(ctx, secretKey, &secret); err != nil {
 		t.Fatalf("the operator did not create its certificate Secret: %v", err)
 	}
-	eventually(t, 90*time.Second, func() error { return webhookWorks(ctx, ns, "first") })
+	testenv.Eventually(t, 90*time.Second, func() error { return webhookWorks(ctx, ns, "first") })
 	caBundle := injectedCA(t)
 	if bytes.Equal(caBundle, env.WebhookInstallOptions.LocalServingCAData) || len(caBundle) == 0 {
 		t.Fatal("the caBundle is not the operator's")
@@ -81,7 +81,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 		before := secret.Data["tls.crt"]
 		var renewed corev1.Secret
 		updateSecret(t, secretKey, func(s *corev1.Secret) { s.Data["tls.crt"] = []byte("garbage") })
-		eventually(t, 60*time.Second, func() error {
+		testenv.Eventually(t, 60*time.Second, func() error {
 			if err := env.Client.Get(ctx, secretKey, &renewed); err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 			t.Fatal("a server certificate renewal changed the CA")
 		}
 		assertServing(t, renewed.Data["tls.crt"])
-		eventually(t, 30*time.Second, func() error { return webhookWorks(ctx, ns, "renewed") })
+		testenv.Eventually(t, 30*time.Second, func() error { return webhookWorks(ctx, ns, "renewed") })
 	})
 
 	t.Run("CA rotation", func(t *testing.T) {
@@ -102,7 +102,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 		// certificate and re-inject the bundle.
 		updateSecret(t, secretKey, func(s *corev1.Secret) { s.Data = nil })
 		var rotated corev1.Secret
-		eventually(t, 60*time.Second, func() error {
+		testenv.Eventually(t, 60*time.Second, func() error {
 			if err := env.Client.Get(ctx, secretKey, &rotated); err != nil {
 				return err
 			}
@@ -113,7 +113,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 			return nil
 		})
 		assertServing(t, rotated.Data["tls.crt"])
-		eventually(t, 30*time.Second, func() error { return webhookWorks(ctx, ns, "rotated") })
+		testenv.Eventually(t, 30*time.Second, func() error { return webhookWorks(ctx, ns, "rotated") })
 	})
 }
 
@@ -194,7 +194,7 @@ func assertServing(t *testing.T, pemCert []byte) {
 		t.Fatalf("the serving certificate is not for localhost: %v", err)
 	}
 	addr := net.JoinHostPort(env.WebhookInstallOptions.LocalServingHost, strconv.Itoa(env.WebhookInstallOptions.LocalServingPort))
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // comparing the served certificate, not trusting it
 		if err != nil {
 			return err
@@ -255,20 +255,5 @@ func updateSecret(t *testing.T, key types.NamespacedName, mut func(*corev1.Secre
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }

@@ -197,7 +197,7 @@ func TestAdmission(t *testing.T) {
 		for _, tc := range rejections {
 			t.Run(tc.name, func(t *testing.T) {
 				if tc.eventually {
-					eventually(t, func() error { return checkRejected(tc, tc.do(ctx)) })
+					testenv.Eventually(t, 30*time.Second, func() error { return checkRejected(tc, tc.do(ctx)) })
 					return
 				}
 				if err := checkRejected(tc, tc.do(ctx)); err != nil {
@@ -258,25 +258,25 @@ func TestAdmission(t *testing.T) {
 		}
 		// The catalog binds "system" to a tenant: stricter than the CRD.
 		setCatalogConfigMap(t, strings.Replace(configMapCatalog, "- name: system\n  global: true", "- name: system\n  global: false", 1))
-		eventually(t, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			return checkRejected(rejection{want: []string{"spec.tenant: Required value", `the permission catalog binds scope "system" to a tenant`}}, dryCreate(sysClient("sys-bound"))(ctx))
 		})
 		// A new permission appears in the catalog.
 		setCatalogConfigMap(t, strings.Replace(configMapCatalog, "[stats.read]", "[stats.read, stats.export]", 1))
-		eventually(t, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			return dryCreate(newClient(ns, "exporter", scopes("stats", "blogs"), perms("stats.export")))(ctx)
 		})
 		// An invalid catalog fails closed for changes that need it, but
 		// never blocks changes that do not (finalizers, deletion).
 		setCatalogConfigMap(t, "scopes:\n- name: system\n  permissions: [blogs.read]\n")
-		eventually(t, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			return checkRejected(rejection{want: []string{"cannot be checked against the permission catalog", "is invalid", `belongs to scope "blogs"`, "fix the ConfigMap"}}, dryCreate(sysClient("sys-broken"))(ctx))
 		})
 		mustSucceed(t, updateClient(owner, func(c *latchkeyv1alpha1.ApiClient) { c.Annotations = map[string]string{"note": "catalog broken"} })(ctx))
 		mustSucceed(t, updateClient(owner, perms())(ctx))
 		// Restored: admitted again.
 		setCatalogConfigMap(t, configMapCatalog)
-		eventually(t, func() error { return dryCreate(sysClient("sys-ok"))(ctx) })
+		testenv.Eventually(t, 30*time.Second, func() error { return dryCreate(sysClient("sys-ok"))(ctx) })
 	})
 }
 
@@ -284,7 +284,7 @@ func TestAdmission(t *testing.T) {
 func waitForWebhook(t *testing.T, ns string) {
 	t.Helper()
 	probe := newClient(ns, "probe", perms("blogs.delete"))
-	eventually(t, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		return checkRejected(rejection{want: []string{"not in the permission catalog"}}, dryCreate(probe)(context.Background()))
 	})
 }
@@ -307,21 +307,6 @@ func checkRejected(tc rejection, err error) error {
 		}
 	}
 	return nil
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func setCatalogConfigMap(t *testing.T, data string) {
