@@ -1,4 +1,4 @@
-package verifier_test
+package suite_test
 
 import (
 	"context"

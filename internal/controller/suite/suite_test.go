@@ -1,4 +1,4 @@
-package controller_test
+package suite_test
 
 import (
 	"context"
