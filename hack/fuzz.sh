@@ -18,6 +18,10 @@ targets=(
   "./internal/permissions FuzzParsePermission 600000x"
   "./internal/catalog FuzzLoadCatalog 150000x"
   "./internal/token FuzzParse 800000x"
+  "./internal/accesstoken FuzzParse 200000x"
+  "./internal/verifier FuzzCredentialFrom 60000x"
+  "./internal/verifier FuzzVerifyRequest 20000x"
+  "./internal/verifier FuzzFormEndpoints 15000x"
 )
 
 for t in "${targets[@]}"; do
