@@ -48,6 +48,10 @@ const (
 	ReasonDeactivated = "Deactivated"
 	// ReasonIssueFailed: issuing failed with an error that will be retried.
 	ReasonIssueFailed = "IssueFailed"
+	// ReasonClientIDConflict: another live ApiClient holds the client id
+	// this one asks for (spec.clientID): it gets no backing token until the
+	// id is free.
+	ReasonClientIDConflict = "ClientIDConflict"
 )
 
 // Well-known labels and annotations.

@@ -9,6 +9,8 @@
 package backing
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -177,3 +179,83 @@ func parseTime(s string) (*time.Time, error) {
 	}
 	return &t, nil
 }
+
+// ClaimSecretType is the type of a client-id claim Secret.
+const ClaimSecretType corev1.SecretType = "latchkey.dev/client-id-claim"
+
+// ComponentClaim is the component label value of client-id claims.
+const ComponentClaim = "client-id-claim"
+
+// Claim records which ApiClient holds a client id. Client ids are unique
+// cluster-wide: a client holds its id's claim before any backing token
+// carries the id, and the claim's name is derived from the id, so creating
+// it is the atomic step two racing clients cannot both win. It holds no
+// secret: only identity, in labels and annotations.
+type Claim struct {
+	ClientID       string
+	ClientUID      types.UID
+	OwnerNamespace string
+	OwnerName      string
+}
+
+// ClaimName is the Secret name of the claim on clientID: a hash of the id,
+// since a client id may hold characters a name may not.
+func ClaimName(clientID string) string {
+	sum := sha256.Sum256([]byte(clientID))
+	return "lkid-" + hex.EncodeToString(sum[:16])
+}
+
+// Secret renders the claim as a Secret in namespace.
+func (c Claim) Secret(namespace string) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      ClaimName(c.ClientID),
+			Namespace: namespace,
+			Labels: map[string]string{
+				latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue,
+				LabelComponent:                  ComponentClaim,
+				LabelClientUID:                  string(c.ClientUID),
+			},
+			Annotations: map[string]string{
+				AnnotationClientID:       c.ClientID,
+				AnnotationOwnerNamespace: c.OwnerNamespace,
+				AnnotationOwnerName:      c.OwnerName,
+			},
+		},
+		Type: ClaimSecretType,
+	}
+}
+
+// ClaimFromSecret reads a claim. It fails for a Secret that is not one.
+func ClaimFromSecret(s *corev1.Secret) (Claim, error) {
+	if s.Type != ClaimSecretType || s.Labels[LabelComponent] != ComponentClaim {
+		return Claim{}, fmt.Errorf("secret %s/%s is not a client-id claim", s.Namespace, s.Name)
+	}
+	c := Claim{
+		ClientID:       s.Annotations[AnnotationClientID],
+		ClientUID:      types.UID(s.Labels[LabelClientUID]),
+		OwnerNamespace: s.Annotations[AnnotationOwnerNamespace],
+		OwnerName:      s.Annotations[AnnotationOwnerName],
+	}
+	if c.ClientID == "" || c.ClientUID == "" || s.Name != ClaimName(c.ClientID) {
+		return Claim{}, fmt.Errorf("client-id claim %s/%s is incomplete", s.Namespace, s.Name)
+	}
+	return c, nil
+}
+
+// The access-token signing keys: one Secret in the operator namespace,
+// separate from every backing token, holding the ES256 keys that sign
+// /oauth2/token's JWT access tokens (see internal/accesstoken). The manager
+// creates and rotates it; the verifier reads it.
+const (
+	// SigningKeysSecretName is the default name of the signing-key Secret.
+	SigningKeysSecretName = "latchkey-access-token-keys"
+	// SigningKeysSecretType is its type.
+	SigningKeysSecretType corev1.SecretType = "latchkey.dev/signing-keys"
+	// ComponentSigningKeys is its component label value.
+	ComponentSigningKeys = "access-token-keys"
+	// AnnotationRotatedFor records the latchkey.dev/rotate value the keys
+	// were last rotated for.
+	AnnotationRotatedFor = "latchkey.dev/rotated-for"
+)

@@ -77,6 +77,7 @@ func (r *ApiClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 type clientState struct {
 	now        time.Time
 	clientID   string
+	claim      claimState
 	current    *backing.Token
 	secretName string
 	// notReadyReason/Message explain why no secret is issued now.
@@ -85,6 +86,16 @@ type clientState struct {
 
 func (s *clientState) fail(err error) {
 	s.notReadyReason, s.notReadyMessage = latchkeyv1alpha1.ReasonIssueFailed, err.Error()
+}
+
+// conflict records that the client id is held by another live client. The
+// client holds no id: its status shows none and its grants get none.
+func (s *clientState) conflict(clientID, holder string) {
+	s.claim = claimTaken
+	s.notReadyReason = latchkeyv1alpha1.ReasonClientIDConflict
+	s.notReadyMessage = fmt.Sprintf("client id %q is already held by ApiClient %s: client ids are unique in the cluster; "+
+		"create this client again with another spec.clientID (or none, for a generated id), or delete the other client to free the id", clientID, holder)
+	s.clientID = ""
 }
 
 func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1alpha1.ApiClient, st *clientState) (ctrl.Result, error) {
@@ -99,6 +110,21 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 	})
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if st.claim == claimFree && !o.Blocked {
+		// The one write that decides who holds the id: a lost race turns
+		// into a conflict before anything carries the id.
+		won, err := r.takeClaim(ctx, c, st.clientID)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if won {
+			st.claim = claimHeld
+		} else {
+			st.conflict(st.clientID, "another ApiClient")
+			o.Blocked, o.RevokeAll = true, true
+			p = decide(o)
+		}
 	}
 	st.current = p.Current
 	switch p.Action {
@@ -124,7 +150,8 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 			return ctrl.Result{}, err
 		}
 	}
-	if st.notReadyReason == latchkeyv1alpha1.ReasonSecretRefNotFound {
+	switch st.notReadyReason {
+	case latchkeyv1alpha1.ReasonSecretRefNotFound, latchkeyv1alpha1.ReasonClientIDConflict:
 		return ctrl.Result{RequeueAfter: waitBackoff(waitedSince(c.Status.Conditions, st.now))}, nil
 	}
 	return ctrl.Result{RequeueAfter: p.RequeueAfter}, nil
@@ -141,8 +168,19 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 	if o.Tokens, err = r.tokens(ctx, c.UID, confirm); err != nil {
 		return nil, nil, o, err
 	}
-	st.clientID = effectiveClientID(c, sec, o.Tokens)
+	st.clientID = effectiveClientID(c, o.Tokens)
 	st.notReadyReason, st.notReadyMessage = "", ""
+	var holder string
+	if st.claim, holder, err = r.clientIDClaim(ctx, c, st.clientID, confirm); err != nil {
+		return nil, nil, o, err
+	}
+	if st.claim == claimTaken {
+		// Another live client holds the id: nothing of this client may carry
+		// it, so whatever it has goes.
+		st.conflict(st.clientID, holder)
+		o.Blocked, o.RevokeAll = true, true
+		return sec, nil, o, nil
+	}
 	if foreign {
 		o.Blocked = true
 		st.notReadyReason = latchkeyv1alpha1.ReasonSecretConflict
@@ -162,26 +200,28 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 		o.SecretExists = true
 		o.SecretTokenID = sec.Annotations[annotationTokenID]
 		o.RotatedFor = sec.Annotations[annotationRotatedFor]
-		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && r.secretMatches(c, sec, o.Tokens, source, &o)
+		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && onlyKeys(sec.Data, KeyClientID, KeyClientSecret) &&
+			r.secretMatches(c, sec, o.Tokens, source, &o)
+		o.Tampered = !o.SecretMatches
 	}
 	return sec, source, o, nil
 }
 
 // secretMatches checks the consumer Secret's secret against its backing
-// token: a SHA-256 comparison for a generated secret; for a user-chosen one,
-// equality with the referenced value (a change there is a rotation), which
-// avoids an argon2id computation on every resync.
+// token: a SHA-256 comparison for a generated secret. For a user-chosen one,
+// equality with the referenced value avoids an argon2id computation on every
+// resync; when they differ, the backing token tells a changed source (the
+// consumer Secret still holds what was issued: a rotation) from an edited
+// consumer Secret (tampering).
 func (r *ApiClientReconciler) secretMatches(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret, tokens []backing.Token, source []byte, o *observed) bool {
 	have := sec.Data[KeyClientSecret]
-	if c.Spec.ClientSecretRef != nil {
-		if source != nil && subtle.ConstantTimeCompare(have, source) != 1 {
-			o.SourceChanged = true
-		}
-		return len(have) > 0
+	if c.Spec.ClientSecretRef != nil && source != nil && subtle.ConstantTimeCompare(have, source) == 1 {
+		return true
 	}
 	for _, t := range tokens {
 		if t.ID == o.SecretTokenID {
 			ok, _ := token.Verify(t.Hash, t.ID, string(have))
+			o.SourceChanged = ok && c.Spec.ClientSecretRef != nil && source != nil
 			return ok
 		}
 	}
@@ -233,7 +273,7 @@ func (r *ApiClientReconciler) issue(ctx context.Context, c *latchkeyv1alpha1.Api
 	if st.current, err = r.rollOut(ctx, c, ApiClientKind, bt, r.secretSpec(c, st, []byte(secret), id, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, c, ApiClientKind, p.Action, id, len(p.Delete))
+	recordIssue(ctx, r.Recorder, c, ApiClientKind, p.Action, id, len(p.Delete), o.Tampered)
 	return nil
 }
 
@@ -253,6 +293,11 @@ func (r *ApiClientReconciler) revoke(ctx context.Context, c *latchkeyv1alpha1.Ap
 	if err := r.revokeAll(ctx, backing.ClientSelector(c.UID)); err != nil {
 		return err
 	}
+	for _, id := range []string{c.Spec.ClientID, c.Status.ClientID} {
+		if err := r.releaseClaim(ctx, c, id); err != nil {
+			return err
+		}
+	}
 	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventRevoked, "Revoke",
 		"Deleted the backing tokens of client %s and of its grants", c.Status.ClientID)
 	metricRevoked.WithLabelValues(ApiClientKind, "deleted").Inc()
@@ -265,6 +310,9 @@ func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientSt
 	s := *c.Status.DeepCopy()
 	s.ObservedGeneration = c.Generation
 	s.ClientID = st.clientID
+	if st.claim != claimHeld && st.current == nil {
+		s.ClientID = "" // not recorded until it holds the id
+	}
 	s.SecretName = st.secretName
 	s.TokenID, s.IssuedAt = "", nil
 	if st.current != nil {
@@ -296,16 +344,16 @@ func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientSt
 }
 
 // effectiveClientID is the client id in force: the fixed one, else the one
-// already issued (Secret, then backing token, then status), else a new one.
-func effectiveClientID(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret, tokens []backing.Token) string {
+// the operator generated and recorded itself (in the client's backing
+// tokens, then in status), else a new one. It is never read back from the
+// consumer Secret: anyone who may edit Secrets in the namespace could write
+// another client's id there.
+func effectiveClientID(c *latchkeyv1alpha1.ApiClient, tokens []backing.Token) string {
 	if c.Spec.ClientID != "" {
 		return c.Spec.ClientID
 	}
-	if sec != nil && len(sec.Data[KeyClientID]) > 0 {
-		return string(sec.Data[KeyClientID])
-	}
 	for _, t := range tokens {
-		if t.ClientID != "" {
+		if t.ClientID != "" && t.ClientUID == c.UID {
 			return t.ClientID
 		}
 	}
@@ -317,6 +365,20 @@ func effectiveClientID(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret, tokens
 		return ""
 	}
 	return id
+}
+
+// onlyKeys reports whether data has exactly the given keys: a key added to a
+// consumer Secret by someone else is tampering too.
+func onlyKeys(data map[string][]byte, keys ...string) bool {
+	if len(data) != len(keys) {
+		return false
+	}
+	for _, k := range keys {
+		if _, ok := data[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func refKey(ref *latchkeyv1alpha1.SecretKeyReference) string {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"strings"
 	"time"
@@ -140,10 +141,10 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 	case err != nil:
 		return nil, o, fmt.Errorf("reading ApiClient %s: %w", g.Spec.ClientName, err)
 	default:
-		st.client, o.ClientUID = c, c.UID
-		if st.clientID = c.Status.ClientID; c.Spec.ClientID != "" {
-			st.clientID = c.Spec.ClientID
-		}
+		// The id the client holds, as its controller recorded it: never
+		// spec.clientID alone, which a client in conflict asks for but does
+		// not hold.
+		st.client, o.ClientUID, st.clientID = c, c.UID, c.Status.ClientID
 	}
 	sec, foreign, err := r.currentSecret(ctx, g, st.secretName, g.Status.SecretName, confirm)
 	if err != nil {
@@ -169,7 +170,9 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 		o.SecretExists = true
 		o.SecretTokenID = sec.Annotations[annotationTokenID]
 		o.RotatedFor = sec.Annotations[annotationRotatedFor]
-		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens)
+		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens) &&
+			r.derivedKeysMatch(g, st, sec)
+		o.Tampered = !o.SecretMatches
 	}
 	return sec, o, nil
 }
@@ -189,6 +192,27 @@ func tokenMatches(sec *corev1.Secret, id string, tokens []backing.Token) bool {
 	return false
 }
 
+// derivedKeysMatch checks that the Secret holds exactly the keys issued for
+// its token, with the values derived from it (expires_at aside: it follows
+// spec.expiresAt and refresh rewrites it).
+func (r *CredentialGrantReconciler) derivedKeysMatch(g *latchkeyv1alpha1.CredentialGrant, st *grantState, sec *corev1.Secret) bool {
+	tok, err := token.Parse(string(sec.Data[KeyToken]))
+	if err != nil {
+		return false
+	}
+	want := r.secretSpec(g, st, tok, "").Data
+	if len(want) != len(sec.Data) {
+		return false
+	}
+	for k, v := range want {
+		have, ok := sec.Data[k]
+		if !ok || k != KeyExpiresAt && subtle.ConstantTimeCompare(have, v) != 1 {
+			return false
+		}
+	}
+	return true
+}
+
 // issue mints a token, creates its backing token, retires or deletes the old
 // ones and writes the consumer Secret.
 func (r *CredentialGrantReconciler) issue(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState, p plan, o observed) error {
@@ -204,7 +228,7 @@ func (r *CredentialGrantReconciler) issue(ctx context.Context, g *latchkeyv1alph
 	if st.current, err = r.rollOut(ctx, g, CredentialGrantKind, bt, r.secretSpec(g, st, tok, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, g, CredentialGrantKind, p.Action, tok.ID, len(p.Delete))
+	recordIssue(ctx, r.Recorder, g, CredentialGrantKind, p.Action, tok.ID, len(p.Delete), o.Tampered)
 	return nil
 }
 

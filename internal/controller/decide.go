@@ -44,6 +44,9 @@ type observed struct {
 	RotatedFor, RotateWanted string
 	// SourceChanged: a user-chosen secret changed in its referenced Secret.
 	SourceChanged bool
+	// Tampered: the consumer Secret exists and is ours, but its content
+	// differs from what was issued (some key edited, added or removed).
+	Tampered bool
 
 	// Tokens are the owner's backing tokens.
 	Tokens []backing.Token

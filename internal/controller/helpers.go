@@ -26,6 +26,12 @@ const (
 	EventExpired     = "Expired"
 	EventDeactivated = "Deactivated"
 	EventActivated   = "Activated"
+	// EventTampered: the consumer Secret differed from what was issued
+	// (edited by someone else); a new secret was issued and the old revoked.
+	EventTampered = "SecretTampered"
+	// EventClientIDConflict: the client id asked for is held by another
+	// live ApiClient.
+	EventClientIDConflict = "ClientIDConflict"
 )
 
 func hasFinalizer(o client.Object) bool { return controllerutil.ContainsFinalizer(o, finalizer) }
@@ -84,12 +90,14 @@ func waitedSince(conds []metav1.Condition, now time.Time) time.Duration {
 
 // recordIssue emits the Event and counts the issue. The token id is a
 // non-secret handle; no secret value is ever passed here.
-func recordIssue(ctx context.Context, rec recorder.EventRecorder, obj client.Object, kind string, a action, tokenID string, revoked int) {
+func recordIssue(ctx context.Context, rec recorder.EventRecorder, obj client.Object, kind string, a action, tokenID string, revoked int, tampered bool) {
 	reason, note := EventIssued, "Issued a new secret with token id %s"
-	switch a {
-	case actionReissue:
+	switch {
+	case a == actionReissue && tampered:
+		reason, note = EventTampered, "The Secret was tampered with: its content differs from what Latchkey issued. Issued a new secret with token id %s under the recorded identity and revoked the old one"
+	case a == actionReissue:
 		reason, note = EventReissued, "The issued secret was lost or altered: issued a new one with token id %s and revoked the old one"
-	case actionRotate:
+	case a == actionRotate:
 		reason, note = EventRotated, "Rotated the secret: the new one has token id %s"
 	}
 	eventType := corev1.EventTypeNormal

@@ -25,6 +25,11 @@ import (
 // change to an ApiClient reaches its grants without a List of all grants.
 const IndexGrantClientName = "spec.clientName"
 
+// IndexClientSpecClientID indexes ApiClients by spec.clientID, so a client
+// waiting for an id (ClientIDConflict) is reconciled as soon as the id's
+// claim is released.
+const IndexClientSpecClientID = "latchkey.dev/spec-client-id"
+
 // Options configure the controllers.
 type Options struct {
 	// Namespace is the operator's namespace, where backing tokens live.
@@ -45,6 +50,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		func(o client.Object) []string { return []string{o.(*latchkeyv1alpha1.CredentialGrant).Spec.ClientName} }); err != nil {
 		return fmt.Errorf("indexing CredentialGrants by client: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &latchkeyv1alpha1.ApiClient{}, IndexClientSpecClientID,
+		func(o client.Object) []string {
+			if id := o.(*latchkeyv1alpha1.ApiClient).Spec.ClientID; id != "" {
+				return []string{id}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("indexing ApiClients by spec.clientID: %w", err)
+	}
 	copts := controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
 
 	clients := &ApiClientReconciler{store: st, Recorder: mgr.GetEventRecorder("latchkey-apiclient"), Now: opts.Now}
@@ -54,6 +68,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		// does not cache the cluster's Secrets.
 		Owns(&corev1.Secret{}).
 		Watches(&corev1.Secret{}, backingTokenOwner(opts.Namespace, backing.KindApiClient)).
+		Watches(&corev1.Secret{}, claimWaiters(mgr.GetClient(), opts.Namespace)).
 		WithOptions(copts).
 		Named("apiclient").
 		Complete(clients); err != nil {
@@ -126,5 +141,27 @@ func backingTokenOwner(namespace, kind string) handler.EventHandler {
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{
 			Namespace: a[backing.AnnotationOwnerNamespace], Name: a[backing.AnnotationOwnerName]}}}
+	})
+}
+
+// claimWaiters maps a client-id claim in the operator namespace to every
+// ApiClient that asks for that id, so when the holder is deleted the next in
+// line takes the id at once (and a damaged claim is repaired).
+func claimWaiters(c client.Client, namespace string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		if o.GetNamespace() != namespace || o.GetLabels()[backing.LabelComponent] != backing.ComponentClaim {
+			return nil
+		}
+		a := o.GetAnnotations()
+		reqs := []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a[backing.AnnotationOwnerNamespace], Name: a[backing.AnnotationOwnerName]}}}
+		var list latchkeyv1alpha1.ApiClientList
+		if err := c.List(ctx, &list, client.MatchingFields{IndexClientSpecClientID: a[backing.AnnotationClientID]}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing ApiClients that ask for a client id")
+			return reqs
+		}
+		for _, w := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: w.Namespace, Name: w.Name}})
+		}
+		return reqs
 	})
 }

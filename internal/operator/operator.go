@@ -26,6 +26,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/catalog"
 	"github.com/latchkey-dev/latchkey/internal/catalog/configmap"
 	"github.com/latchkey-dev/latchkey/internal/controller"
+	"github.com/latchkey-dev/latchkey/internal/signingkeys"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
 	webhookv1alpha1 "github.com/latchkey-dev/latchkey/internal/webhook/v1alpha1"
@@ -110,6 +111,14 @@ type Options struct {
 	VerifierOnly bool
 	// Verifier tunes the verification service; Namespace is filled in.
 	Verifier verifier.Options
+	// AccessTokenKeyRotation is how often the access-token signing key is
+	// rotated (by the leader); 0 rotates only on request (annotation
+	// latchkey.dev/rotate on the key Secret).
+	AccessTokenKeyRotation time.Duration
+
+	// Now is the clock of the controllers and the signing-key manager
+	// (tests move it); time.Now when nil. The verifier has its own.
+	Now func() time.Time
 
 	// SkipControllerNameValidation lets one process build several managers
 	// (tests that restart the operator); controller names are global.
@@ -154,6 +163,8 @@ func (o *Options) Defaults() {
 	if o.WebhookPort == 0 {
 		o.WebhookPort = 9443
 	}
+	o.Verifier.Namespace = o.Namespace
+	o.Verifier.Defaults()
 }
 
 // NewScheme returns a scheme with the Kubernetes built-in types and Latchkey's.
@@ -240,6 +251,13 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		if err := controller.Setup(mgr, controller.Options{
 			Namespace:               opts.Namespace,
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+			Now:                     opts.Now,
+		}); err != nil {
+			return nil, err
+		}
+		if err := signingkeys.Setup(mgr, &signingkeys.Manager{
+			Namespace: opts.Namespace, Name: opts.Verifier.SigningKeySecret, Now: opts.Now,
+			RotateEvery: opts.AccessTokenKeyRotation, MaxTTL: opts.Verifier.AccessTokenTTL,
 		}); err != nil {
 			return nil, err
 		}

@@ -2,81 +2,88 @@ package verifier
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/latchkey-dev/latchkey/internal/accesstoken"
 	"github.com/latchkey-dev/latchkey/internal/backing"
 	"github.com/latchkey-dev/latchkey/internal/permissions"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
-// AccessTokenPrefix starts an OAuth 2.0 access token from /oauth2/token.
-//
-// An access token is lka_<tokenID>.<claims>.<mac>: tokenID names the backing
-// token of the client secret it was issued against, and mac is an HMAC of
-// the rest under a key derived from that backing token's hash. Verifying one
-// needs no state of its own, and no write to the API server is made per
-// token; deleting or deactivating the client, or rotating its secret past the
-// grace period (which deletes that backing token), invalidates every access
-// token issued from it before it expires.
-const AccessTokenPrefix = "lka_"
+// Access tokens from /oauth2/token are JWTs (RFC 9068) signed with the
+// operator's own ES256 keys, kept in their own Secret (never derived from a
+// backing token's hash: whoever can read hashes must not be able to mint
+// tokens). Offline verifiers check them against /.well-known/jwks.json until
+// they expire; Latchkey's own verify and introspection also check that the
+// client and the backing token of the secret they were issued against are
+// live, so deleting or deactivating the client revokes them at once.
 
-var b64 = base64.RawURLEncoding
-
-type accessClaims struct {
-	Scope    []string `json:"scp"`
-	IssuedAt int64    `json:"iat"`
-	Expires  int64    `json:"exp"`
-	ID       string   `json:"jti"`
+// keyCache holds the parsed key set of one version of the signing-key
+// Secret, so a request parses no key.
+type keyCache struct {
+	v atomic.Pointer[parsedKeys]
 }
 
-func accessKey(t backing.Token) []byte {
-	m := hmac.New(sha256.New, []byte(t.Hash))
-	m.Write([]byte("latchkey/access-token/v1"))
-	return m.Sum(nil)
+type parsedKeys struct {
+	resourceVersion string
+	set             accesstoken.KeySet
+	jwks            []byte
 }
 
-func accessMAC(t backing.Token, body string) []byte {
-	m := hmac.New(sha256.New, accessKey(t))
-	m.Write([]byte(body))
-	return m.Sum(nil)
-}
-
-// mintAccessToken issues an access token bound to a client's backing token.
-func mintAccessToken(t backing.Token, scope []string, now time.Time, ttl time.Duration) (string, accessClaims, error) {
-	jti := make([]byte, 12)
-	if _, err := rand.Read(jti); err != nil {
-		return "", accessClaims{}, err
-	}
-	c := accessClaims{Scope: scope, IssuedAt: now.Unix(), Expires: now.Add(ttl).Unix(), ID: b64.EncodeToString(jti)}
-	raw, err := json.Marshal(c)
+// keys returns the signing keys as the informer holds them now.
+func (a *authenticator) keys(ctx context.Context) (*parsedKeys, error) {
+	sec, err := get(ctx, a.lookup, a.secrets, a.namespace, a.keySecret, newSecret)
 	if err != nil {
-		return "", accessClaims{}, err
+		if apierrors.IsNotFound(err) {
+			return nil, errNoKeys
+		}
+		return nil, err
 	}
-	body := AccessTokenPrefix + t.ID + "." + b64.EncodeToString(raw)
-	return body + "." + b64.EncodeToString(accessMAC(t, body)), c, nil
+	if p := a.keyCache.v.Load(); p != nil && p.resourceVersion == sec.ResourceVersion && sec.ResourceVersion != "" {
+		return p, nil
+	}
+	if sec.Type != backing.SigningKeysSecretType {
+		return nil, errNoKeys
+	}
+	set, err := accesstoken.Unmarshal(sec.Data)
+	if err != nil {
+		return nil, err
+	}
+	p := &parsedKeys{resourceVersion: sec.ResourceVersion, set: set, jwks: set.JWKS()}
+	a.keyCache.v.Store(p)
+	return p, nil
 }
 
-// accessToken verifies an access token.
-func (a *authenticator) accessToken(ctx context.Context, s string) (Identity, error) {
-	body, sig, ok := cutLast(s, ".")
-	if !ok || len(s) > 4096 {
-		return Identity{}, reject(OutcomeMalformed)
-	}
-	tokenID, claimsB64, ok := strings.Cut(strings.TrimPrefix(body, AccessTokenPrefix), ".")
-	if !ok || !token.ValidTokenID(tokenID) {
-		return Identity{}, reject(OutcomeMalformed)
-	}
-	mac, err := b64.DecodeString(sig)
+var errNoKeys = errors.New("the access-token signing keys do not exist yet")
+
+// accessToken verifies a JWT access token: signature, lifetime, then that
+// what it was issued against is still live.
+func (a *authenticator) accessToken(ctx context.Context, raw string) (Identity, error) {
+	keys, err := a.keys(ctx)
 	if err != nil {
-		return Identity{}, reject(OutcomeMalformed)
+		if errors.Is(err, errNoKeys) {
+			return Identity{}, reject(OutcomeWrongSecret) // no key: nothing we signed
+		}
+		return Identity{}, err
 	}
-	t, err := a.token(ctx, tokenID)
+	now := a.now()
+	c, err := accesstoken.Parse(raw, keys.set.PublicKey, a.issuer, now, a.accessTTL)
+	switch {
+	case errors.Is(err, accesstoken.ErrExpired):
+		return Identity{}, reject(OutcomeExpired)
+	case errors.Is(err, accesstoken.ErrMalformed):
+		return Identity{}, reject(OutcomeMalformed)
+	case err != nil:
+		return Identity{}, reject(OutcomeWrongSecret)
+	}
+	if a.deniedJTI(c.JTI) {
+		return Identity{}, reject(OutcomeRevoked)
+	}
+	t, err := a.token(ctx, c.TokenID)
 	if err != nil {
 		// The client secret it was issued against is gone: revoked.
 		if outcomeOf(err) == OutcomeUnknown {
@@ -84,17 +91,8 @@ func (a *authenticator) accessToken(ctx context.Context, s string) (Identity, er
 		}
 		return Identity{}, err
 	}
-	if t.OwnerKind != backing.KindApiClient || !hmac.Equal(mac, accessMAC(t, body)) {
-		return Identity{}, reject(OutcomeWrongSecret)
-	}
-	var c accessClaims
-	raw, err := b64.DecodeString(claimsB64)
-	if err != nil || json.Unmarshal(raw, &c) != nil {
-		return Identity{}, reject(OutcomeMalformed)
-	}
-	now := a.now()
-	if now.Unix() >= c.Expires {
-		return Identity{}, reject(OutcomeExpired)
+	if t.OwnerKind != backing.KindApiClient || t.ClientID != c.ClientID {
+		return Identity{}, reject(OutcomeRevoked)
 	}
 	if err := tokenValid(t, now); err != nil {
 		return Identity{}, reject(OutcomeRevoked)
@@ -103,17 +101,39 @@ func (a *authenticator) accessToken(ctx context.Context, s string) (Identity, er
 	if err != nil {
 		return Identity{}, err
 	}
+	if err := a.holds(ctx, t); err != nil {
+		return Identity{}, err
+	}
 	id := clientIdentity(cl, t, "access-token")
-	id.Permissions = permissions.Intersect(c.Scope, cl.Spec.Permissions)
+	id.Permissions = permissions.Intersect(c.Scopes(), cl.Spec.Permissions)
 	iat, exp := time.Unix(c.IssuedAt, 0).UTC(), time.Unix(c.Expires, 0).UTC()
-	id.IssuedAt, id.ExpiresAt = &iat, &exp
+	id.IssuedAt, id.ExpiresAt, id.JTI = &iat, &exp, c.JTI
 	return id, nil
 }
 
-func cutLast(s, sep string) (before, after string, ok bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
+// deniedJTI reports whether one access token was revoked on its own. There
+// is no per-token revocation yet: tokens die with their client or its secret.
+func (a *authenticator) deniedJTI(string) bool { return false }
+
+// mintAccessToken signs an access token for a verified client.
+func (a *authenticator) mintAccessToken(ctx context.Context, id Identity, scope []string) (string, accesstoken.Claims, error) {
+	keys, err := a.keys(ctx)
+	if err != nil {
+		return "", accesstoken.Claims{}, err
 	}
-	return s[:i], s[i+len(sep):], true
+	k, ok := keys.set.Signing()
+	if !ok {
+		return "", accesstoken.Claims{}, errNoKeys
+	}
+	jti, err := accesstoken.NewJTI()
+	if err != nil {
+		return "", accesstoken.Claims{}, err
+	}
+	now := a.now()
+	c := accesstoken.Claims{
+		Issuer: a.issuer, Subject: id.ClientID, Audience: a.audience, ClientID: id.ClientID,
+		Scope: strings.Join(scope, " "), JTI: jti, IssuedAt: now.Unix(), Expires: now.Add(a.accessTTL).Unix(), TokenID: id.TokenID,
+	}
+	s, err := accesstoken.Sign(k, c)
+	return s, c, err
 }

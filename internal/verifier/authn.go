@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/latchkey-dev/latchkey/internal/accesstoken"
 	"github.com/latchkey-dev/latchkey/internal/backing"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -66,6 +67,12 @@ type authenticator struct {
 	// slow caches successful argon2id verifications: a user-chosen client
 	// secret would otherwise cost ~20 ms of CPU on every request.
 	slow *verifiedCache
+
+	// Access tokens: the signing-key Secret's name, the issuer and audience
+	// they carry, and their longest lifetime.
+	keySecret, issuer, audience string
+	accessTTL                   time.Duration
+	keyCache                    keyCache
 }
 
 func (a *authenticator) authenticate(ctx context.Context, p presented) (Identity, error) {
@@ -86,7 +93,7 @@ func (a *authenticator) authenticate(ctx context.Context, p presented) (Identity
 			return Identity{}, reject(OutcomeMalformed)
 		}
 		return a.grantSecret(ctx, t.ID, t.Secret)
-	case strings.HasPrefix(p.bearer, AccessTokenPrefix):
+	case accesstoken.LooksLike(p.bearer):
 		return a.accessToken(ctx, p.bearer)
 	default:
 		return Identity{}, reject(OutcomeMalformed)
@@ -121,6 +128,9 @@ func (a *authenticator) grantSecret(ctx context.Context, tokenID, secret string)
 	if err != nil {
 		return Identity{}, err
 	}
+	if err := a.holds(ctx, t); err != nil {
+		return Identity{}, err
+	}
 	return grantIdentity(c, g, t), nil
 }
 
@@ -133,6 +143,13 @@ func (a *authenticator) clientSecret(ctx context.Context, clientID, secret strin
 	}
 	if len(tokens) == 0 {
 		return Identity{}, reject(OutcomeUnknown)
+	}
+	for _, t := range tokens[1:] {
+		if t.ClientUID != tokens[0].ClientUID {
+			// Two clients carry one id (a race before claims existed, or a
+			// damaged store): answer for neither.
+			return Identity{}, reject(OutcomeUnknown)
+		}
 	}
 	if a.limiter.blocked(clientID) {
 		return Identity{}, reject(OutcomeRateLimited)
@@ -149,6 +166,9 @@ func (a *authenticator) clientSecret(ctx context.Context, clientID, secret strin
 		}
 		c, err := a.client(ctx, t.OwnerNamespace, t.OwnerName, t.OwnerUID)
 		if err != nil {
+			return Identity{}, err
+		}
+		if err := a.holds(ctx, t); err != nil {
 			return Identity{}, err
 		}
 		return clientIdentity(c, t, backing.TypeClientSecret), nil

@@ -18,7 +18,22 @@ import (
 
 // benchServer is a verifier over in-memory indexers holding one client and
 // one grant, exactly as the informers would hold them.
-func benchServer(b *testing.B) (*Server, string) {
+func benchServer(b testing.TB) (*Server, string) {
+	s, tok, _ := memServer(b)
+	return s, tok
+}
+
+// memWorld is what memServer put in its indexers.
+type memWorld struct {
+	secrets, clients, grants toolscache.Indexer
+	client                   *latchkeyv1alpha1.ApiClient
+	clientID, clientSecret   string
+	clientToken              backing.Token
+}
+
+// memServer is benchServer with what it holds: a client "c" (id id_x, a
+// generated secret) and a bearer grant "g" of it. No control plane.
+func memServer(b testing.TB) (*Server, string, *memWorld) {
 	b.Helper()
 	newIndexer := func(extra toolscache.Indexers) toolscache.Indexer {
 		idx := toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc}
@@ -43,22 +58,28 @@ func benchServer(b *testing.B) (*Server, string) {
 	tok, _ := token.New()
 	bt := backing.Token{ID: tok.ID, Hash: token.HashGenerated(tok.ID, tok.Secret), OwnerKind: backing.KindCredentialGrant,
 		OwnerNamespace: "ns", OwnerName: "g", OwnerUID: "gu", ClientUID: "cu", ClientID: "id_x", Type: "bearer"}
-	for _, add := range []error{clients.Add(c), grants.Add(g), secrets.Add(bt.Secret("latchkey-system"))} {
+	csID, _ := token.NewTokenID()
+	cs, _ := token.NewClientSecret()
+	ct := backing.Token{ID: csID, Hash: token.HashGenerated(csID, cs), OwnerKind: backing.KindApiClient,
+		OwnerNamespace: "ns", OwnerName: "c", OwnerUID: "cu", ClientUID: "cu", ClientID: "id_x", Type: backing.TypeClientSecret}
+	for _, add := range []error{clients.Add(c), grants.Add(g), secrets.Add(bt.Secret("latchkey-system")), secrets.Add(ct.Secret("latchkey-system"))} {
 		if add != nil {
 			b.Fatal(add)
 		}
 	}
-	auth := &authenticator{
-		lookup:  lookup{namespace: "latchkey-system", secrets: secrets, clients: clients, grants: grants},
-		now:     time.Now,
-		limiter: newFailureLimiter(1, 10),
-		slow:    &verifiedCache{},
-	}
-	opts := Options{}
+	opts := Options{Namespace: "latchkey-system"}
 	opts.Defaults()
+	auth := &authenticator{
+		lookup:    lookup{namespace: "latchkey-system", secrets: secrets, clients: clients, grants: grants},
+		now:       time.Now,
+		limiter:   newFailureLimiter(1, 10),
+		slow:      &verifiedCache{},
+		keySecret: opts.SigningKeySecret, issuer: opts.Issuer, audience: opts.Audience, accessTTL: opts.AccessTokenTTL,
+	}
 	s := newServer(auth, &usageRecorder{pending: map[usageKey]usage{}, now: time.Now}, opts, logr.Discard())
 	s.synced.Store(true)
-	return s, tok.String()
+	return s, tok.String(), &memWorld{secrets: secrets, clients: clients, grants: grants, client: c,
+		clientID: "id_x", clientSecret: cs, clientToken: ct}
 }
 
 // BenchmarkVerifyHandler is the verifier's own cost per request, without

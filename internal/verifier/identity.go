@@ -50,6 +50,9 @@ type Identity struct {
 	ExpiresAt        *time.Time `json:"expires_at,omitempty"`
 	LastUsedAt       *time.Time `json:"last_used_at,omitempty"`
 	LastUsedFrom     string     `json:"last_used_from,omitempty"`
+	// JTI is an access token's own id (its TokenID is the backing token of
+	// the client secret it was issued against).
+	JTI string `json:"jti,omitempty"`
 
 	// owner is the object whose status records usage.
 	owner usageKey
@@ -172,6 +175,25 @@ func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]back
 		}
 	}
 	return out, nil
+}
+
+// holds checks that the client a backing token belongs to holds the client
+// id the token carries: when the id's claim names another client, the
+// verifier answers for neither (fail closed). A missing claim (a client not
+// reconciled since an upgrade) is not ambiguity: backing tokens are written
+// only by the operator, after it claimed the id.
+func (l lookup) holds(ctx context.Context, t backing.Token) error {
+	sec, err := get(ctx, l, l.secrets, l.namespace, backing.ClaimName(t.ClientID), newSecret)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c, err := backing.ClaimFromSecret(sec); err != nil || c.ClientUID != t.ClientUID || c.ClientID != t.ClientID {
+		return reject(OutcomeRevoked)
+	}
+	return nil
 }
 
 // client returns the ApiClient a backing token belongs to, checking that it

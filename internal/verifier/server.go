@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/latchkey-dev/latchkey/internal/accesstoken"
 	"github.com/latchkey-dev/latchkey/internal/permissions"
 )
 
@@ -63,10 +65,12 @@ type Server struct {
 	mux    *http.ServeMux
 
 	verifyHandler http.Handler
+	metadataDoc   []byte
 }
 
 func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr.Logger) *Server {
-	s := &Server{auth: auth, usage: usage, opts: opts, log: log, mux: http.NewServeMux()}
+	s := &Server{auth: auth, usage: usage, opts: opts, log: log, mux: http.NewServeMux(),
+		metadataDoc: accesstoken.Metadata(opts.Issuer, opts.Issuer)}
 	s.verifyHandler = s.endpoint("verify", s.verify)
 	s.mux.Handle("/v1/verify", s.verifyHandler)
 	s.mux.Handle("/v1/verify/", s.verifyHandler)
@@ -74,6 +78,8 @@ func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr
 	s.mux.Handle("/v1/me", s.endpoint("current", s.current))
 	s.mux.Handle("POST /oauth2/introspect", s.endpoint("introspect", s.introspect))
 	s.mux.Handle("POST /oauth2/token", s.endpoint("token", s.token))
+	s.mux.Handle("GET /.well-known/jwks.json", s.endpoint("jwks", s.jwks))
+	s.mux.Handle("GET /.well-known/oauth-authorization-server", s.endpoint("metadata", s.metadata))
 	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.synced.Load() {
 			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
@@ -251,9 +257,13 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) Outcome {
 		return OutcomeValid
 	}
 	s.usage.record(id.owner, remoteAddr(r))
+	jti := id.TokenID
+	if id.JTI != "" {
+		jti = id.JTI
+	}
 	resp := map[string]any{
 		"active": true, "scope": strings.Join(id.Permissions, " "), "client_id": id.ClientID,
-		"token_type": "Bearer", "sub": id.ClientID, "jti": id.TokenID, "tenant": id.Tenant,
+		"token_type": "Bearer", "sub": id.ClientID, "jti": jti, "tenant": id.Tenant,
 		"latchkey_kind": id.Kind, "latchkey_type": id.Type,
 		"allow_impersonate": id.AllowImpersonate, "allow_login": id.AllowLogin,
 	}
@@ -303,12 +313,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) Outcome {
 			return OutcomeForbidden
 		}
 	}
-	t, err := s.auth.token(r.Context(), id.TokenID)
+	access, claims, err := s.auth.mintAccessToken(r.Context(), id, scope)
 	if err != nil {
-		return s.fail(w, r, err)
-	}
-	access, claims, err := mintAccessToken(t, scope, s.auth.now(), s.opts.AccessTokenTTL)
-	if err != nil {
+		if errors.Is(err, errNoKeys) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the access-token signing key is not created yet; retry")
+			return OutcomeUnavailable
+		}
 		return s.fail(w, r, err)
 	}
 	s.usage.record(id.owner, remoteAddr(r))
@@ -317,6 +328,33 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) Outcome {
 		"access_token": access, "token_type": "Bearer",
 		"expires_in": claims.Expires - claims.IssuedAt, "scope": strings.Join(scope, " "),
 	})
+	return OutcomeValid
+}
+
+// jwks serves the public keys that verify access tokens (RFC 7517), for
+// offline verifiers: Envoy's jwt_authn, Istio RequestAuthentication, any
+// OIDC library. Retired keys stay until every token they signed expired.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) Outcome {
+	keys, err := s.auth.keys(r.Context())
+	if err != nil {
+		if errors.Is(err, errNoKeys) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the access-token signing key is not created yet; retry")
+			return OutcomeUnavailable
+		}
+		return s.fail(w, r, err)
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(keys.jwks)
+	return OutcomeValid
+}
+
+// metadata serves the RFC 8414 authorization server metadata.
+func (s *Server) metadata(w http.ResponseWriter, _ *http.Request) Outcome {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.metadataDoc)
 	return OutcomeValid
 }
 

@@ -26,8 +26,18 @@ type Options struct {
 	Listener net.Listener
 	// IntrospectionPermission is what a caller of /oauth2/introspect must hold.
 	IntrospectionPermission string
-	// AccessTokenTTL is the lifetime of client_credentials access tokens.
+	// AccessTokenTTL is the lifetime of client_credentials access tokens; a
+	// token whose exp - iat is longer is rejected.
 	AccessTokenTTL time.Duration
+	// Issuer is the iss of access tokens and the RFC 8414 issuer: the URL
+	// gateways reach the verifier at; its endpoints are advertised under it.
+	// Default https://latchkey-verifier.<Namespace>.svc:8082.
+	Issuer string
+	// Audience is the aud of access tokens; default "latchkey".
+	Audience string
+	// SigningKeySecret is the Secret, in Namespace, holding the access-token
+	// signing keys; default backing.SigningKeysSecretName.
+	SigningKeySecret string
 	// UsageInterval is how often last use is written to status; 0 disables
 	// usage recording (a verifier with read-only RBAC).
 	UsageInterval time.Duration
@@ -46,6 +56,15 @@ func (o *Options) Defaults() {
 	if o.AccessTokenTTL == 0 {
 		o.AccessTokenTTL = time.Hour
 	}
+	if o.Issuer == "" {
+		o.Issuer = DefaultIssuer(o.Namespace)
+	}
+	if o.Audience == "" {
+		o.Audience = "latchkey"
+	}
+	if o.SigningKeySecret == "" {
+		o.SigningKeySecret = backing.SigningKeysSecretName
+	}
 	if o.FailuresPerSecond == 0 {
 		o.FailuresPerSecond = 1
 	}
@@ -57,6 +76,12 @@ func (o *Options) Defaults() {
 	}
 }
 
+// DefaultIssuer is the access-token issuer when none is configured: the
+// chart's verifier Service.
+func DefaultIssuer(namespace string) string {
+	return "https://latchkey-verifier." + namespace + ".svc:8082"
+}
+
 // Setup adds the verification service to the manager: its index, its HTTP
 // server (on every replica) and the usage flusher.
 func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
@@ -66,10 +91,11 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	}
 	log := mgr.GetLogger().WithName("verifier")
 	auth := &authenticator{
-		lookup:  lookup{cache: mgr.GetCache(), namespace: opts.Namespace},
-		now:     opts.Now,
-		limiter: newFailureLimiter(opts.FailuresPerSecond, opts.FailureBurst),
-		slow:    &verifiedCache{},
+		lookup:    lookup{cache: mgr.GetCache(), namespace: opts.Namespace},
+		now:       opts.Now,
+		limiter:   newFailureLimiter(opts.FailuresPerSecond, opts.FailureBurst),
+		slow:      &verifiedCache{},
+		keySecret: opts.SigningKeySecret, issuer: opts.Issuer, audience: opts.Audience, accessTTL: opts.AccessTokenTTL,
 	}
 	var rec *usageRecorder
 	if opts.UsageInterval > 0 {
