@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/latchkey-dev/latchkey/internal/logging"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
 )
@@ -55,7 +56,12 @@ func main() {
 	flag.StringVar(&opts.Verifier.IntrospectionPermission, "introspection-permission", "system.introspect",
 		"Permission a caller of /oauth2/introspect must hold.")
 	flag.DurationVar(&opts.Verifier.AccessTokenTTL, "access-token-ttl", time.Hour,
-		"Lifetime of access tokens issued by /oauth2/token (client_credentials).")
+		"Lifetime of access tokens issued by /oauth2/token (client_credentials); a token whose exp - iat is longer is rejected. Set the same value on the manager and the verifier.")
+	flag.StringVar(&opts.Verifier.Issuer, "access-token-issuer", "",
+		"Issuer (iss) of access tokens and of the RFC 8414 metadata: the https URL gateways reach the verifier at. Empty: https://latchkey-verifier.<namespace>.svc:8082.")
+	flag.StringVar(&opts.Verifier.Audience, "access-token-audience", "latchkey", "Audience (aud) of access tokens.")
+	flag.DurationVar(&opts.AccessTokenKeyRotation, "access-token-key-rotation", 30*24*time.Hour,
+		"How often the access-token signing key is rotated; 0: only on request (annotate the key Secret with latchkey.dev/rotate).")
 	flag.DurationVar(&opts.Verifier.UsageInterval, "usage-interval", time.Minute,
 		"How often a credential's last use is written to status.lastUsedAt (at most once per object per interval); 0 disables.")
 	qps := flag.Float64("kube-api-qps", 50, "Queries per second to the API server.")
@@ -70,7 +76,9 @@ func main() {
 	if watch != "" {
 		opts.WatchNamespaces = strings.Split(watch, ",")
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// Capped at logging.MaxVerbosity whatever --zap-log-level says: client-go
+	// logs request and response bodies (Secrets) above it.
+	ctrl.SetLogger(logging.New(&zapOpts))
 	log := ctrl.Log.WithName("setup")
 
 	ctx := ctrl.SetupSignalHandler()

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/latchkey-dev/latchkey/internal/logging"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 )
 
@@ -53,7 +54,9 @@ func main() {
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// Capped at logging.MaxVerbosity whatever --zap-log-level says: client-go
+	// logs request and response bodies (Secrets) above it.
+	ctrl.SetLogger(logging.New(&zapOpts))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	signals := make(chan os.Signal, 2)

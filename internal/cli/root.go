@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/latchkey-dev/latchkey/internal/logging"
 )
 
 // Output formats of --format.
@@ -66,6 +68,8 @@ type options struct {
 	config  *genericclioptions.ConfigFlags
 	format  string
 	timeout time.Duration
+	// verbosity is -v: client-go's request logging on stderr, as kubectl's.
+	verbosity int
 }
 
 // NewCommand builds the root command. program is its display name (see
@@ -85,7 +89,13 @@ Every verb talks to the cluster of the current kubeconfig context (--kubeconfig,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
-		PersistentPreRunE: func(*cobra.Command, []string) error { return o.validateCommon() },
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if err := o.validateCommon(); err != nil {
+				return err
+			}
+			o.setUpLogging()
+			return nil
+		},
 	}
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
@@ -97,6 +107,7 @@ Every verb talks to the cluster of the current kubeconfig context (--kubeconfig,
 	o.config.AddFlags(pf)
 	pf.StringVar(&o.format, "format", FormatJSON, "Output format: json or text")
 	pf.DurationVar(&o.timeout, "timeout", DefaultTimeout, "How long to wait for the operator before giving up")
+	pf.IntVarP(&o.verbosity, "v", "v", 0, fmt.Sprintf("Log the Kubernetes API requests on stderr, as kubectl's -v: 6 URLs and status, 7 also headers (credentials masked); capped at %d, request and response bodies are never logged", logging.MaxVerbosity))
 	// Decidim spells --permission also --perm.
 	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "perm" {
@@ -123,7 +134,21 @@ func (o *options) validateCommon() error {
 	if o.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, for example 30s or 2m")
 	}
+	if o.verbosity < 0 {
+		return fmt.Errorf("-v must be 0 or more, got %d", o.verbosity)
+	}
 	return validateFormat(o.format)
+}
+
+// setUpLogging applies -v: client-go (through klog) logs its requests on
+// stderr, through the same cap as the operator (internal/logging), so the
+// bodies, which hold the secrets this command reads and writes, are never
+// printed. Without -v nothing changes: klog stays at its default, silent
+// verbosity.
+func (o *options) setUpLogging() {
+	if o.verbosity > 0 {
+		logging.NewCLI(o.verbosity, o.streams.ErrOut)
+	}
 }
 
 // noArgs rejects positional arguments with a message that points at the

@@ -26,6 +26,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/latchkey-dev/latchkey/internal/logging"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	uberzap "go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -59,7 +60,8 @@ func Start(opts Options) (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS is not set: run the tests with 'make test', or export KUBEBUILDER_ASSETS=$(hack/control-plane.sh)")
 	}
-	logf.SetLogger(zap.New(zap.WriteTo(Logs), zap.UseDevMode(true), zap.Level(LogLevel)))
+	// The production logger (internal/logging), with its verbosity cap.
+	logf.SetLogger(logging.New(&zap.Options{DestWriter: Logs, Development: true, Level: LogLevel}))
 	root := RepoRoot()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
