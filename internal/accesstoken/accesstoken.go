@@ -242,7 +242,7 @@ func Parse(raw string, keys func(kid string) *ecdsa.PublicKey, wantIssuer string
 	if alg, ok := str(hdr["alg"]); !ok || alg != Algorithm {
 		return Claims{}, fmt.Errorf("%w: alg is not %s", ErrAlgorithm, Algorithm)
 	}
-	if typ, ok := str(hdr["typ"]); !ok || !(strings.EqualFold(typ, Type) || strings.EqualFold(typ, typeLong)) {
+	if typ, ok := str(hdr["typ"]); !ok || !strings.EqualFold(typ, Type) && !strings.EqualFold(typ, typeLong) {
 		return Claims{}, fmt.Errorf("%w: typ is not %s", ErrMalformed, Type)
 	}
 	for _, name := range [...]string{"crit", "jku", "jwk", "x5u", "x5c"} {

@@ -101,7 +101,11 @@ func issuedSecrets(t testing.TB, ctx context.Context, c client.Reader, ns, opNs 
 				t.Fatal(err)
 			}
 			into["signing key "+k.ID+" (PKCS#8)"] = der
-			into["signing key "+k.ID+" (scalar)"] = k.Private.D.Bytes()
+			raw, err := k.Private.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			into["signing key "+k.ID+" (scalar)"] = raw
 		}
 	}
 }
