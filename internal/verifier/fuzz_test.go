@@ -37,8 +37,10 @@ func FuzzCredentialFrom(f *testing.F) {
 			return
 		}
 		sent := authorization + apiKey
-		if d, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(authorization, "Basic"), "basic"))); derr == nil {
-			sent += string(d)
+		if scheme, value, ok := strings.Cut(authorization, " "); ok && strings.EqualFold(scheme, "Basic") {
+			if d, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(value)); derr == nil {
+				sent += string(d)
+			}
 		}
 		if p.basic {
 			if p.user == "" && authorization != "" || p.pass == "" && authorization != "" {
