@@ -62,6 +62,10 @@ func main() {
 	flag.StringVar(&opts.Verifier.Audience, "access-token-audience", "latchkey", "Audience (aud) of access tokens.")
 	flag.DurationVar(&opts.AccessTokenKeyRotation, "access-token-key-rotation", 30*24*time.Hour,
 		"How often the access-token signing key is rotated; 0: only on request (annotate the key Secret with latchkey.dev/rotate).")
+	flag.DurationVar(&opts.Verifier.MaxStaleness, "max-staleness", 5*time.Minute,
+		"The verifier answers 503 and is not ready when its view of the cluster may be older than this (no heartbeat arrived through its watch): a revocation may not have reached it. Tolerates API server outages shorter than this; 0 disables the bound.")
+	flag.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 30*time.Second,
+		"How often each manager replica writes the heartbeat verifiers use for --max-staleness; keep it well below --max-staleness.")
 	flag.DurationVar(&opts.Verifier.UsageInterval, "usage-interval", time.Minute,
 		"How often a credential's last use is written to status.lastUsedAt (at most once per object per interval); 0 disables.")
 	qps := flag.Float64("kube-api-qps", 50, "Queries per second to the API server.")

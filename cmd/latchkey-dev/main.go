@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,6 +52,8 @@ func main() {
 	flag.StringVar(&cfg.operator.MetricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&cfg.operator.ProbeAddr, "health-probe-bind-address", "0", "Address of the health and readiness probes; 0 disables them.")
 	flag.StringVar(&cfg.operator.VerifierAddr, "verifier-bind-address", "127.0.0.1:8082", "Address of the verification service; 0 disables it.")
+	flag.DurationVar(&cfg.operator.Verifier.MaxStaleness, "max-staleness", 5*time.Minute,
+		"The verifier answers 503 when its view of the cluster may be older than this; 0 disables the bound.")
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

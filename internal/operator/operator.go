@@ -26,6 +26,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/catalog"
 	"github.com/latchkey-dev/latchkey/internal/catalog/configmap"
 	"github.com/latchkey-dev/latchkey/internal/controller"
+	"github.com/latchkey-dev/latchkey/internal/heartbeat"
 	"github.com/latchkey-dev/latchkey/internal/signingkeys"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
@@ -116,6 +117,11 @@ type Options struct {
 	// latchkey.dev/rotate on the key Secret).
 	AccessTokenKeyRotation time.Duration
 
+	// HeartbeatInterval is how often every manager replica stamps the
+	// heartbeat Secret that verifiers use to bound the age of their view
+	// (verifier.Options.MaxStaleness); default heartbeat.DefaultInterval.
+	HeartbeatInterval time.Duration
+
 	// Now is the clock of the controllers and the signing-key manager
 	// (tests move it); time.Now when nil. The verifier has its own.
 	Now func() time.Time
@@ -162,6 +168,9 @@ func (o *Options) Defaults() {
 	}
 	if o.WebhookPort == 0 {
 		o.WebhookPort = 9443
+	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = heartbeat.DefaultInterval
 	}
 	o.Verifier.Namespace = o.Namespace
 	o.Verifier.Defaults()
@@ -259,6 +268,12 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			Namespace: opts.Namespace, Name: opts.Verifier.SigningKeySecret, Now: opts.Now,
 			RotateEvery: opts.AccessTokenKeyRotation, MaxTTL: opts.Verifier.AccessTokenTTL,
 		}); err != nil {
+			return nil, err
+		}
+		// Every replica beats, in the namespace verifiers watch, so they can
+		// bound the age of their view (--max-staleness).
+		if err := mgr.Add(&heartbeat.Writer{Client: mgr.GetClient(), Namespace: opts.Verifier.Namespace,
+			Interval: opts.HeartbeatInterval, Now: opts.Now}); err != nil {
 			return nil, err
 		}
 	}

@@ -60,6 +60,8 @@ type Server struct {
 	auth   *authenticator
 	usage  *usageRecorder
 	synced atomic.Bool
+	// fresh bounds the age of the view (--max-staleness); nil: unbounded.
+	fresh *freshness
 	opts   Options
 	log    logr.Logger
 	mux    *http.ServeMux
@@ -81,8 +83,8 @@ func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr
 	s.mux.Handle("GET /.well-known/jwks.json", s.endpoint("jwks", s.jwks))
 	s.mux.Handle("GET /.well-known/oauth-authorization-server", s.endpoint("metadata", s.metadata))
 	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.synced.Load() {
-			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
+		if err := s.ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok"))
@@ -122,6 +124,10 @@ func (s *Server) endpoint(name string, h handlerFunc) http.Handler {
 		if !s.synced.Load() {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier is starting: its caches have not synced yet")
+		} else if s.fresh.stale() {
+			// Fail closed: a revocation may not have reached this replica.
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier has not heard from the API server for longer than its --max-staleness; retry")
 		} else {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -406,6 +412,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, errCode, desc string) {
 	writeJSON(w, code, map[string]string{"error": errCode, "error_description": desc})
+}
+
+// ready is nil when the verifier answers: its caches synced and its view no
+// older than --max-staleness.
+func (s *Server) ready() error {
+	if !s.synced.Load() {
+		return fmt.Errorf("verifier caches not synced")
+	}
+	if s.fresh.stale() {
+		return fmt.Errorf("verifier view is %s old, more than --max-staleness %s: its watch of the API server is stalled", s.fresh.age().Truncate(time.Second), s.fresh.max)
+	}
+	return nil
 }
 
 func (s *Server) String() string { return fmt.Sprintf("verifier(synced=%v)", s.synced.Load()) }

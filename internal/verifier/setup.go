@@ -15,6 +15,7 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/heartbeat"
 )
 
 // Options configure the verification service.
@@ -44,6 +45,11 @@ type Options struct {
 	// FailuresPerSecond and FailureBurst limit failed attempts per credential.
 	FailuresPerSecond float64
 	FailureBurst      int
+	// MaxStaleness bounds how old the verifier's view of the cluster may be:
+	// when no heartbeat (internal/heartbeat, written by every manager
+	// replica) has arrived through its watch for longer, it answers 503 and
+	// is not ready, until the watch delivers one again. 0 disables the bound.
+	MaxStaleness time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -105,6 +111,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 		}
 	}
 	s := newServer(auth, rec, opts, log)
+	if opts.MaxStaleness > 0 {
+		s.fresh = newFreshness(opts.MaxStaleness)
+	}
 	// Informers for what the verifier reads, also when no controller (which
 	// would start them) runs: --verifier-only.
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
@@ -117,12 +126,27 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 			if ii, ok := inf.(interface{ GetIndexer() toolscache.Indexer }); ok {
 				indexers[i] = ii.GetIndexer()
 			}
+			if _, isSecret := obj.(*corev1.Secret); isSecret && s.fresh != nil {
+				beat := func(o any) {
+					if heartbeat.Is(o, opts.Namespace) {
+						s.fresh.beat()
+					}
+				}
+				if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+					AddFunc: beat, UpdateFunc: func(_, n any) { beat(n) },
+				}); err != nil {
+					return fmt.Errorf("watching the heartbeat: %w", err)
+				}
+			}
 		}
 		if indexers[0] != nil && indexers[1] != nil && indexers[2] != nil {
 			// Published before synced is stored: handlers read them only after.
 			auth.secrets, auth.clients, auth.grants = indexers[0], indexers[1], indexers[2]
 		}
 		if mgr.GetCache().WaitForCacheSync(ctx) {
+			if s.fresh != nil {
+				s.fresh.beat() // a full list just arrived: the view is fresh
+			}
 			s.synced.Store(true)
 			log.Info("Caches synced: serving")
 		}
@@ -132,12 +156,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 		return nil, err
 	}
 	// A replica is ready only once its verifier answers.
-	if err := mgr.AddReadyzCheck("verifier", func(*http.Request) error {
-		if !s.synced.Load() {
-			return fmt.Errorf("verifier caches not synced")
-		}
-		return nil
-	}); err != nil {
+	if err := mgr.AddReadyzCheck("verifier", func(*http.Request) error { return s.ready() }); err != nil {
 		return nil, err
 	}
 	shutdown := 5 * time.Second
