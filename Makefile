@@ -66,9 +66,13 @@ control-plane: ## Build (once) etcd, kube-apiserver and kubectl into the cache.
 	@hack/control-plane.sh
 
 .PHONY: test
-test: manifests generate vet ## Unit tests and envtest suites against a real API server (and the install tests, with helm and kustomize).
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" go test ./... -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
+test: manifests generate vet test-peers ## Unit tests and envtest suites against a real API server (and the install tests, with helm and kustomize).
+	PATH="$$PATH:/usr/sbin" KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" go test ./... -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS)
 	hack/fuzz.sh
+
+.PHONY: test-peers
+test-peers: ## Install the programs the tests talk to (NGINX) from Debian when missing (needs root), or say how.
+	hack/test-peers.sh
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for its execution budget (about 10s each; FUZZTIME=2m to override).
