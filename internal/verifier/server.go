@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -62,9 +63,9 @@ type Server struct {
 	synced atomic.Bool
 	// fresh bounds the age of the view (--max-staleness); nil: unbounded.
 	fresh *freshness
-	opts   Options
-	log    logr.Logger
-	mux    *http.ServeMux
+	opts  Options
+	log   logr.Logger
+	mux   *http.ServeMux
 
 	verifyHandler http.Handler
 	metadataDoc   []byte
@@ -119,6 +120,10 @@ func (s *Server) endpoint(name string, h handlerFunc) http.Handler {
 			// Forward-auth answers are not cached by gateways; the others
 			// carry tokens and records (RFC 6749 §5.1 wants no-store).
 			w.Header()["Cache-Control"] = []string{"no-store"}
+			if name == "token" {
+				// RFC 6749 §5.1/§5.2, for HTTP/1.0 caches: every answer.
+				w.Header()["Pragma"] = []string{"no-cache"}
+			}
 		}
 		outcome := OutcomeUnavailable
 		if !s.synced.Load() {
@@ -155,32 +160,79 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (Identity, Out
 // fail answers a failed authentication. The caller learns only that the
 // credential was not accepted; the reason goes to metrics and to the log with
 // no credential material.
+//
+// 429 and 503 are not credential verdicts: they carry Retry-After and the
+// registered code temporarily_unavailable, never an RFC 6749 §5.2 or RFC 6750
+// code (a client must not drop a credential it was told nothing about). See
+// "OAuth error answers" in docs/verifier.md.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) Outcome {
 	o := outcomeOf(err)
-	switch o {
-	case OutcomeUnavailable:
-		s.log.Error(err, "Verification failed closed", "path", r.URL.Path)
-		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier cannot decide now; retry")
-	case OutcomeRateLimited:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "slow_down", "too many failed attempts for this credential; retry later")
-	default:
+	switch {
+	case credentialRejected(o):
 		if s.log.V(1).Enabled() {
 			s.log.V(1).Info("Credential rejected", "outcome", string(o), "path", r.URL.Path)
 		}
-		// Every 401 is the same: its body is encoded once.
+		// Every 401 is one of two: their bodies are encoded once.
 		h := w.Header()
+		if noCredential(o, r) {
+			// RFC 6750 §3.1: a request with no credential (or in a scheme
+			// the verifier does not read) gets the challenges without an
+			// error code or other error information.
+			h["Www-Authenticate"] = []string{`Bearer realm="latchkey"`, `Basic realm="latchkey"`}
+			w.WriteHeader(http.StatusUnauthorized)
+			return o
+		}
 		h["Www-Authenticate"] = []string{`Bearer realm="latchkey", error="invalid_token"`, `Basic realm="latchkey"`}
 		h["Content-Type"] = []string{"application/json"}
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write(unauthorizedBody)
+	case o == OutcomeRateLimited:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed attempts; retry later")
+	default:
+		// OutcomeUnavailable, or another refusal to decide (overload): fail
+		// closed with the status that says "retry", not "your credential is
+		// wrong". Only a failure is an error log line: overload under
+		// attack must not flood the log.
+		if o == OutcomeUnavailable {
+			s.log.Error(err, "Verification failed closed", "path", r.URL.Path)
+		} else if s.log.V(1).Enabled() {
+			s.log.V(1).Info("Verification declined", "outcome", string(o), "path", r.URL.Path)
+		}
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier cannot decide now; retry")
 	}
 	return o
 }
 
+// credentialRejected reports whether o is a verdict on the credential itself
+// (401, invalid_client, or {"active":false} for introspection), as opposed to
+// the verifier declining to decide (429, 503).
+func credentialRejected(o Outcome) bool {
+	switch o {
+	case OutcomeMissing, OutcomeMalformed, OutcomeUnknown, OutcomeWrongSecret, OutcomeExpired, OutcomeRevoked, OutcomeInactive:
+		return true
+	}
+	return false
+}
+
+// noCredential reports whether a rejected request carried no credential the
+// verifier reads: none at all, or an Authorization scheme other than Bearer
+// and Basic (RFC 6750 §3.1 treats both alike).
+func noCredential(o Outcome, r *http.Request) bool {
+	if o == OutcomeMissing {
+		return true
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, _, _ := strings.Cut(h, " ")
+		return !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "Basic")
+	}
+	return false
+}
+
 var unauthorizedBody = func() []byte {
 	b, _ := json.Marshal(map[string]string{"error": "invalid_token",
-		"error_description": "the credential is missing, unknown, expired, revoked or inactive"})
+		"error_description": "the credential is malformed, unknown, expired, revoked or inactive"})
 	return append(b, '\n')
 }()
 
@@ -202,7 +254,10 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 	}
 	for _, t := range splitValues(append(r.Header.Values(HeaderRequireTenant), q["tenant"]...)) {
 		if t != id.Tenant {
-			writeError(w, http.StatusForbidden, "wrong_tenant", "the credential is not bound to the required tenant")
+			// RFC 6750 §3.1: a valid credential short of what the request
+			// needs is insufficient_scope, whatever the requirement was.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope"`)
+			writeError(w, http.StatusForbidden, "insufficient_scope", "the credential is not bound to the required tenant")
 			return OutcomeForbidden
 		}
 	}
@@ -242,21 +297,30 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) Outcome {
 		return o
 	}
 	if missing := caller.Has([]string{s.opts.IntrospectionPermission}); len(missing) > 0 {
+		// RFC 6750 §3.1: 403 with the insufficient_scope challenge.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope"`)
 		writeError(w, http.StatusForbidden, "insufficient_scope", "introspection needs permission "+s.opts.IntrospectionPermission)
 		return OutcomeForbidden
 	}
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("token") == "" {
-		writeError(w, http.StatusBadRequest, "invalid_request", "send the token to introspect as the form parameter 'token'")
+	if desc := parseForm(r); desc != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", desc)
 		return OutcomeMalformed
 	}
 	tok := r.PostForm.Get("token")
+	if tok == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "send the token to introspect as the form parameter 'token'")
+		return OutcomeMalformed
+	}
 	p := presented{bearer: tok}
 	if user, pass, ok := strings.Cut(tok, ":"); ok {
 		p = presented{user: user, pass: pass, basic: true}
 	}
 	id, err := s.auth.authenticate(r.Context(), p)
 	if err != nil {
-		if outcomeOf(err) == OutcomeUnavailable {
+		// A verdict on the introspected token, or its failure limiter, is
+		// {"active":false} (RFC 7662 §2.2); the verifier unable to decide
+		// is 503.
+		if o := outcomeOf(err); !credentialRejected(o) && o != OutcomeRateLimited {
 			return s.fail(w, r, err)
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
@@ -283,20 +347,30 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) Outcome {
 	return OutcomeValid
 }
 
-// token is the OAuth 2.0 client_credentials grant (RFC 6749 §4.4).
+// token is the OAuth 2.0 client_credentials grant (RFC 6749 §4.4). Its 400
+// and 401 answers carry only RFC 6749 §5.2 codes; 429 and 503 are answered by
+// fail (see "OAuth error answers" in docs/verifier.md).
 func (s *Server) token(w http.ResponseWriter, r *http.Request) Outcome {
-	if err := r.ParseForm(); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded and at most 64 KiB")
+	if desc := parseForm(r); desc != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", desc)
 		return OutcomeMalformed
 	}
-	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "client_credentials":
+	case "":
+		writeError(w, http.StatusBadRequest, "invalid_request", "the form parameter grant_type is required: grant_type=client_credentials")
+		return OutcomeMalformed
+	default:
 		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "only grant_type=client_credentials is supported")
 		return OutcomeMalformed
 	}
 	user, pass, basic := r.BasicAuth()
 	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	switch {
-	case basic && formSecret != "":
+	case basic && (formSecret != "" || formID != "" && formID != user):
+		// RFC 6749 §2.3: one authentication method per request. A form
+		// client_id equal to the Basic user name is tolerated (some
+		// clients send it).
 		writeError(w, http.StatusBadRequest, "invalid_request", "authenticate the client with HTTP Basic or with the form, not both")
 		return OutcomeMalformed
 	case !basic:
@@ -307,10 +381,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) Outcome {
 	}
 	id, err := s.auth.clientSecret(r.Context(), user, pass)
 	if err != nil {
-		if o := outcomeOf(err); o == OutcomeUnavailable || o == OutcomeRateLimited {
-			return s.fail(w, r, err)
+		if o := outcomeOf(err); credentialRejected(o) {
+			return s.invalidClient(w, o)
 		}
-		return s.invalidClient(w, outcomeOf(err))
+		return s.fail(w, r, err)
 	}
 	scope := id.Permissions
 	if requested := strings.Fields(r.PostForm.Get("scope")); len(requested) > 0 {
@@ -329,7 +403,6 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) Outcome {
 		return s.fail(w, r, err)
 	}
 	s.usage.record(id.owner, remoteAddr(r))
-	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": access, "token_type": "Bearer",
 		"expires_in": claims.Expires - claims.IssuedAt, "scope": strings.Join(scope, " "),
@@ -364,10 +437,37 @@ func (s *Server) metadata(w http.ResponseWriter, _ *http.Request) Outcome {
 	return OutcomeValid
 }
 
+// invalidClient answers a failed client authentication at the token
+// endpoint: always 401 with the Basic challenge (RFC 6749 §5.2 requires it
+// when Basic was used and allows it otherwise; RFC 9110 §15.5.2 requires a
+// challenge on every 401), so credentials sent in the form, in Basic, or not
+// at all get the same answer.
 func (s *Server) invalidClient(w http.ResponseWriter, o Outcome) Outcome {
 	w.Header().Set("WWW-Authenticate", `Basic realm="latchkey"`)
 	writeError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 	return o
+}
+
+// parseForm parses an application/x-www-form-urlencoded request body (RFC
+// 6749 §3.2, RFC 7662 §2.1) into r.PostForm, or returns what is wrong with
+// it, for an invalid_request answer. The media type is checked here because
+// ParseForm silently ignores a body of any other type (a JSON body would read
+// as an empty form). A parameter sent more than once is refused, and one
+// sent without a value counts as omitted (RFC 6749 §3.2).
+func parseForm(r *http.Request) string {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return "the body must be application/x-www-form-urlencoded"
+	}
+	if err := r.ParseForm(); err != nil {
+		return "the body must be application/x-www-form-urlencoded and at most 64 KiB"
+	}
+	for _, v := range r.PostForm {
+		if len(v) > 1 {
+			return "a form parameter is sent more than once"
+		}
+	}
+	return ""
 }
 
 func splitValues(vals []string) []string {
