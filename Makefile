@@ -16,6 +16,12 @@ GOLANGCI_LINT = $(shell hack/tool.sh golangci-lint github.com/golangci/golangci-
 HELM = $(shell hack/tool.sh helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION))
 KUSTOMIZE = $(shell hack/tool.sh kustomize sigs.k8s.io/kustomize/kustomize/v5 $(KUSTOMIZE_VERSION))
 
+# The operator image's repository, and the version stamped into every binary
+# (--version) and used as the image tag: `make release VERSION=v0.2.0`.
+IMAGE ?= ghcr.io/latchkey-dev/latchkey
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION_LDFLAGS = -X github.com/latchkey-dev/latchkey/internal/version.Version=$(VERSION)
+
 # Test flags: `make test TEST_FLAGS='-run TestSchema -v'`.
 TEST_FLAGS ?=
 TEST_TIMEOUT ?= 30m
@@ -71,7 +77,7 @@ test: manifests generate vet test-peers ## Unit tests and envtest suites against
 	hack/fuzz.sh
 
 .PHONY: test-peers
-test-peers: ## Install the programs the tests talk to (NGINX) from Debian when missing (needs root), or say how.
+test-peers: ## Install the programs the tests talk to (NGINX, podman, runc) from Debian when missing (needs root), or say how.
 	hack/test-peers.sh
 
 .PHONY: fuzz
@@ -92,9 +98,9 @@ tools: ## Build (once) helm and kustomize into the tool cache and print their pa
 
 .PHONY: build
 build: ## Build the manager (bin/manager), the embedded dev runner (bin/latchkey-dev) and the CLI (bin/kubectl-latchkey).
-	go build -o bin/manager ./cmd
+	go build -ldflags "$(VERSION_LDFLAGS)" -o bin/manager ./cmd
 	go build -o bin/latchkey-dev ./cmd/latchkey-dev
-	go build -o bin/kubectl-latchkey ./cmd/kubectl-latchkey
+	go build -ldflags "$(VERSION_LDFLAGS)" -o bin/kubectl-latchkey ./cmd/kubectl-latchkey
 
 INSTALL_DIR ?= bin
 
@@ -112,6 +118,16 @@ install-manifests: ## Render the kustomize install (config/default) to dist/inst
 .PHONY: run
 run: ## Run the operator against the current kubeconfig, or an embedded control plane when there is none (EMBEDDED=1 forces it).
 	hack/run.sh
+
+##@ Release
+
+.PHONY: image
+image: ## Build the operator image (linux/amd64, linux/arm64) into dist/ as an OCI archive and per-arch archives, with no Docker daemon; prints how to push it.
+	VERSION="$(VERSION)" IMAGE="$(IMAGE)" hack/image.sh
+
+.PHONY: release
+release: ## Write a release to dist/ (make release VERSION=v0.2.0): images, CLI binaries, install.yaml, the chart, SHA256SUMS. See docs/release.md.
+	VERSION="$(VERSION)" IMAGE="$(IMAGE)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" hack/release.sh
 
 ##@ Benchmarks
 

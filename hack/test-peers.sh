@@ -7,11 +7,15 @@
 #
 #   peer   Debian package  used by
 #   nginx  nginx-light     internal/verifier/suite (NGINX auth_request in front of the verifier)
+#   podman podman          internal/image (runs the operator image against the test API server)
+#   runc   runc            internal/image (the OCI runtime the test asks podman for)
 set -euo pipefail
 
 # command  package
 peers=(
   "nginx nginx-light"
+  "podman podman"
+  "runc runc"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }

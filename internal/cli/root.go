@@ -13,6 +13,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/latchkey-dev/latchkey/internal/logging"
+	"github.com/latchkey-dev/latchkey/internal/version"
 )
 
 // Output formats of --format.
@@ -86,6 +87,7 @@ grant and revoke permissions; plus issue tokens, rotate, (de)activate and delete
 Every verb talks to the cluster of the current kubeconfig context (--kubeconfig,
 --context, -n/--namespace as with kubectl) and waits for the Latchkey operator.`,
 		Annotations:       map[string]string{cobra.CommandDisplayNameAnnotation: program},
+		Version:           version.Get(), // --version: "<program> version <v>"
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
