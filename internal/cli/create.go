@@ -3,6 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -19,8 +23,16 @@ import (
 // generateNamePrefix names ApiClients whose --id is not a valid resource name.
 const generateNamePrefix = "api-client-"
 
+// minSecretLength is the fewest characters a chosen --secret may have: the
+// admission webhook's MinChosenSecretLength (the API refuses shorter ones).
+const minSecretLength = 16
+
+// maxSecretFileSize bounds what --secret-file reads.
+const maxSecretFileSize = 64 << 10
+
 func newCreateCommand(o *options) *cobra.Command {
 	var r createRequest
+	var secretFile string
 	cmd := &cobra.Command{
 		Use:   "create --scope SCOPE [--permission PERMISSION...] [--tenant T | --organization-id T] [options]",
 		Short: "Create an API client and print its id and secret",
@@ -36,12 +48,27 @@ else "api-client-" and a random suffix.`,
   # A client that reads the blogs of organization 2
   %[1]s create --scope blogs --permission blogs.read --organization-id 2
   # Fixed credentials
-  %[1]s create --scope system --permission system.organizations.update --id sysadmin-org --secret my-insecure-password`,
+  %[1]s create --scope system --permission system.organizations.update --id sysadmin-org --secret my-insecure-password
+  # A chosen secret kept out of the shell history (read from standard input, or a file)
+  openssl rand -base64 32 | %[1]s create --scope system --id sysadmin-org --secret-file -`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r.SecretSet = cmd.Flags().Changed("secret")
+			if cmd.Flags().Changed("secret-file") {
+				if r.SecretSet {
+					return fmt.Errorf("--secret and --secret-file both give the client secret: give only one")
+				}
+				v, err := readSecretFile(secretFile, o.streams.In)
+				if err != nil {
+					return err
+				}
+				r.Secret, r.SecretSet = v, true
+			}
 			if err := r.validate(); err != nil {
 				return err
+			}
+			if r.SecretSet && utf8.RuneCountInString(r.Secret) < minSecretLength {
+				return fmt.Errorf("the client secret (--secret or --secret-file) has fewer than %d characters, too short for a client secret: use a random one (for example: openssl rand -base64 32 | %s create ... --secret-file -), or leave out --secret to have one generated", minSecretLength, o.program)
 			}
 			s, err := o.connect()
 			if err != nil {
@@ -58,7 +85,8 @@ else "api-client-" and a random suffix.`,
 	f.StringVar(&r.OrganizationID, "organization-id", "", "Decidim's name for --tenant; the output then also has organization_id")
 	f.StringVar(&r.Name, "name", "", `Client name (default "API Client ***<last 4 characters of the id>")`)
 	f.StringVar(&r.ID, "id", "", "Client ID (default: generated id_...)")
-	f.StringVar(&r.Secret, "secret", "", "Client secret (default: generated key_...); stored in a Secret referenced by spec.clientSecretRef")
+	f.StringVar(&r.Secret, "secret", "", "Client secret, at least 16 characters (default: generated key_...); stored in a Secret referenced by spec.clientSecretRef. --secret-file keeps it out of the shell history")
+	f.StringVar(&secretFile, "secret-file", "", "Read the client secret from this file ('-': standard input); trailing line breaks are dropped. Instead of --secret")
 	f.BoolVar(&r.AllowImpersonate, "allow-impersonate", false, "If the client can impersonate a user")
 	f.BoolVar(&r.AllowLogin, "allow-login", false, "If the client can insert user/password to login")
 	return cmd
@@ -145,4 +173,33 @@ func (s *session) create(ctx context.Context, r createRequest) error {
 		rec.OrganizationID = organizationID(r.OrganizationID)
 	}
 	return printClients(s.streams.Out, s.format, rec)
+}
+
+// readSecretFile reads a client secret from path ("-": in), without its
+// trailing line breaks (what echo and openssl rand add).
+func readSecretFile(path string, in io.Reader) (string, error) {
+	what := "--secret-file -"
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("reading --secret-file: %w", err)
+		}
+		defer func() { _ = f.Close() }()
+		in, what = f, "--secret-file "+path
+	}
+	if in == nil {
+		return "", fmt.Errorf("%s: there is no standard input to read the secret from", what)
+	}
+	b, err := io.ReadAll(io.LimitReader(in, maxSecretFileSize+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the client secret (%s): %w", what, err)
+	}
+	if len(b) > maxSecretFileSize {
+		return "", fmt.Errorf("%s is larger than %d KiB: give a file that holds only the client secret", what, maxSecretFileSize>>10)
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", fmt.Errorf("%s is empty: put the client secret in it, or leave the flag out to have one generated", what)
+	}
+	return v, nil
 }

@@ -124,7 +124,7 @@ func TestInvalidInvocations(t *testing.T) {
 func TestAPIRejections(t *testing.T) {
 	f := newFixture(t)
 	f.mustRun("create", "--scope", "system", "--id", "Sys_Admin")
-	f.mustRun("create", "--scope", "system", "--id", "chosen", "--secret", "s3cret")
+	f.mustRun("create", "--scope", "system", "--id", "chosen", "--secret", "s3cret-chosen-by-a-human")
 
 	// A Secret that is not Latchkey's, where a client's Secret would go.
 	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "taken"}, StringData: map[string]string{"x": "y"}}

@@ -230,8 +230,14 @@ func (r *ApiClientReconciler) secretMatches(c *latchkeyv1alpha1.ApiClient, sec *
 
 // referencedSecret reads the user's Secret uncached (it carries no Latchkey
 // label, and caching every Secret in the cluster is what we avoid). A missing
-// Secret or key is a NotFound error whose message says what to do.
+// Secret or key, or a secret shorter than the minimum, is a NotFound error
+// whose message says what to do: the client is then not issued (Ready=False,
+// SecretRefNotFound); credentials already issued are kept.
 func (r *ApiClientReconciler) referencedSecret(ctx context.Context, ns string, ref *latchkeyv1alpha1.SecretKeyReference) ([]byte, error) {
+	// The admission webhook's MinChosenSecretLength: it refuses a shorter
+	// secret when it can read the Secret; this covers the rest (the Secret
+	// created or changed after the ApiClient, the webhook down).
+	const minChosenSecretLength = 16
 	sec := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, sec); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -243,6 +249,12 @@ func (r *ApiClientReconciler) referencedSecret(ctx context.Context, ns string, r
 	v, ok := sec.Data[refKey(ref)]
 	if !ok || len(v) == 0 {
 		return nil, apierrors.NewNotFound(corev1.Resource("secrets"), fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, refKey(ref)))
+	}
+	if len([]rune(string(v))) < minChosenSecretLength {
+		// The length is not told: it is a hint about the secret.
+		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 404, Reason: metav1.StatusReasonNotFound,
+			Message: fmt.Sprintf("Secret %q in namespace %q: key %q (spec.clientSecretRef) holds fewer than %d characters, too short for a client secret: put a random one there (for example: openssl rand -base64 32), or remove spec.clientSecretRef to have a secret generated; the client is issued as soon as it is long enough",
+				ref.Name, ns, refKey(ref), minChosenSecretLength)}}
 	}
 	return v, nil
 }

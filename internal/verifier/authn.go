@@ -1,15 +1,16 @@
 package verifier
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/latchkey-dev/latchkey/internal/accesstoken"
 	"github.com/latchkey-dev/latchkey/internal/backing"
@@ -62,11 +63,18 @@ func credentialFrom(r *http.Request) (presented, error) {
 // authenticator checks presented credentials against backing tokens.
 type authenticator struct {
 	lookup
-	now     func() time.Time
+	now func() time.Time
+	// limiter limits failed guesses of user-chosen (argon2id) secrets per
+	// (client id, source). Generated secrets have none: 256 random bits
+	// cannot be guessed online, and a limiter would only let anyone who
+	// knows an id lock its owner out.
 	limiter *failureLimiter
 	// slow caches successful argon2id verifications: a user-chosen client
-	// secret would otherwise cost ~20 ms of CPU on every request.
+	// secret would otherwise cost ~20 ms of CPU and 19 MiB on every request.
 	slow *verifiedCache
+	// gate bounds the memory of the argon2id computations in flight
+	// (--slow-hash-memory-budget); nil: unbounded.
+	gate *slowHashGate
 
 	// Access tokens: the signing-key Secret's name, the issuer and audience
 	// they carry, and their longest lifetime.
@@ -100,7 +108,9 @@ func (a *authenticator) authenticate(ctx context.Context, p presented) (Identity
 	}
 }
 
-// grantSecret verifies a CredentialGrant's token.
+// grantSecret verifies a CredentialGrant's token. Grant secrets are
+// generated (SHA-256 of 256 random bits): no failure limiter, so a correct
+// token is never turned away, whatever was sent before.
 func (a *authenticator) grantSecret(ctx context.Context, tokenID, secret string) (Identity, error) {
 	t, err := a.token(ctx, tokenID)
 	if err != nil {
@@ -109,11 +119,16 @@ func (a *authenticator) grantSecret(ctx context.Context, tokenID, secret string)
 	if t.OwnerKind != backing.KindCredentialGrant {
 		return Identity{}, reject(OutcomeUnknown)
 	}
-	if a.limiter.blocked(tokenID) {
-		return Identity{}, reject(OutcomeRateLimited)
-	}
-	if ok, _ := token.Verify(t.Hash, t.ID, secret); !ok {
-		a.limiter.fail(tokenID)
+	if strings.HasPrefix(t.Hash, token.SchemeArgon2id) {
+		// Not issued today; should one exist, it is bounded like any other.
+		m, err := a.match(ctx, tokenID, []backing.Token{t}, secret)
+		if err != nil {
+			return Identity{}, err
+		}
+		if m[0] == nil {
+			return Identity{}, reject(OutcomeWrongSecret)
+		}
+	} else if ok, _ := token.Verify(t.Hash, t.ID, secret); !ok {
 		return Identity{}, reject(OutcomeWrongSecret)
 	}
 	now := a.now()
@@ -151,13 +166,14 @@ func (a *authenticator) clientSecret(ctx context.Context, clientID, secret strin
 			return Identity{}, reject(OutcomeUnknown)
 		}
 	}
-	if a.limiter.blocked(clientID) {
-		return Identity{}, reject(OutcomeRateLimited)
+	m, err := a.match(ctx, clientID, tokens, secret)
+	if err != nil {
+		return Identity{}, err
 	}
 	now := a.now()
 	outcome := OutcomeWrongSecret
-	for _, t := range tokens {
-		if !a.verify(t, secret) {
+	for i, t := range tokens {
+		if m[i] == nil {
 			continue
 		}
 		if err := tokenValid(t, now); err != nil {
@@ -173,26 +189,135 @@ func (a *authenticator) clientSecret(ctx context.Context, clientID, secret strin
 		}
 		return clientIdentity(c, t, backing.TypeClientSecret), nil
 	}
-	if outcome == OutcomeWrongSecret {
-		a.limiter.fail(clientID)
-	}
 	return Identity{}, reject(outcome)
 }
 
-func (a *authenticator) verify(t backing.Token, secret string) bool {
-	if !strings.HasPrefix(t.Hash, token.SchemeArgon2id) {
-		ok, _ := token.Verify(t.Hash, t.ID, secret)
-		return ok
+// matches marks the tokens a secret matches (non-nil entries).
+type matches []*backing.Token
+
+// match checks secret against tokens, cheapest first, and marks which match.
+//
+// Generated secrets (SHA-256) cost a hash of a few hundred bytes: they are
+// checked with no limit at all. A user-chosen secret (argon2id) costs ~19 MiB
+// and tens of milliseconds, so before its hash is computed:
+//
+//  1. a success remembered by the verified cache answers at once (a correct
+//     secret costs one argon2id computation, then none);
+//  2. a failure-limiter token of (limitKey, the request's source) is taken:
+//     none left answers 429 (OutcomeRateLimited), before any hash. The token
+//     is given back when the secret matches, so only wrong guesses count and
+//     a source that has not failed is never turned away;
+//  3. the hash's memory is reserved from the slow-hash budget, without
+//     waiting, and the limiter token is given back if it does not fit
+//     (nothing was evaluated). A source with a failure or another check in
+//     flight against limitKey gets little of the budget (slowHashGate) and
+//     is answered 429 (OutcomeRateLimited) when that is used; a source
+//     with neither finds the rest, and is answered 503 (OutcomeBusy, with
+//     Retry-After) only when the whole budget is in use.
+func (a *authenticator) match(ctx context.Context, limitKey string, tokens []backing.Token, secret string) (matches, error) {
+	out := make(matches, len(tokens))
+	var pending []int // user-chosen, not in the verified cache
+	var cost int64    // memory of the largest of them
+	for i := range tokens {
+		t := &tokens[i]
+		if !strings.HasPrefix(t.Hash, token.SchemeArgon2id) {
+			if ok, _ := token.Verify(t.Hash, t.ID, secret); ok {
+				out[i] = t
+			}
+			continue
+		}
+		if a.slow.has(verifiedKey(t, secret)) {
+			out[i] = t
+			continue
+		}
+		if m, ok := argon2Memory(t.Hash); ok { // else token.Verify refuses it unhashed
+			pending = append(pending, i)
+			cost = max(cost, m)
+		}
 	}
-	key := sha256.Sum256([]byte(t.ID + "\x00" + t.Hash + "\x00" + secret))
-	if a.slow.has(key) {
-		return true
+	if len(pending) == 0 || slices.ContainsFunc(out, func(t *backing.Token) bool { return t != nil }) {
+		return out, nil
 	}
-	ok, _ := token.Verify(t.Hash, t.ID, secret)
-	if ok {
-		a.slow.add(key)
+
+	limit := limitKey + "\x00" + sourceOf(ctx)
+	ok, clean := a.limiter.reserve(limit)
+	if !ok {
+		return nil, reject(OutcomeRateLimited)
 	}
-	return ok
+	release, ok := a.gate.tryAcquire(limitKey, cost, !clean)
+	if !ok {
+		a.limiter.refund(limit) // nothing was evaluated
+		if !clean {
+			return nil, reject(OutcomeRateLimited)
+		}
+		return nil, errSlowHashBusy
+	}
+	hit := false
+	for _, i := range pending {
+		t := &tokens[i]
+		if ok, _ := token.Verify(t.Hash, t.ID, secret); ok {
+			a.slow.add(verifiedKey(t, secret))
+			out[i], hit = t, true
+		}
+	}
+	release()
+	if hit {
+		a.limiter.refund(limit)
+	}
+	return out, nil
+}
+
+func verifiedKey(t *backing.Token, secret string) [32]byte {
+	return sha256.Sum256([]byte(t.ID + "\x00" + t.Hash + "\x00" + secret))
+}
+
+// argon2Memory is the memory, in bytes, that verifying an argon2id PHC hash
+// allocates (its m parameter, in KiB), parsed as token.Verify parses it; ok
+// is false when token.Verify would refuse the hash without computing it.
+func argon2Memory(hash string) (int64, bool) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 5 || parts[0] != token.SchemeArgon2id {
+		return 0, false
+	}
+	var mem, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[2], "m=%d,t=%d,p=%d", &mem, &t, &p); err != nil || mem > 1<<20 || t > 10 || p == 0 {
+		return 0, false
+	}
+	return int64(mem) << 10, true
+}
+
+// OutcomeBusy: a user-chosen secret could not be checked because the
+// argon2id computations in flight already use --slow-hash-memory-budget; the
+// caller is told to retry (503, Retry-After), never that it was wrong.
+const OutcomeBusy Outcome = "busy"
+
+func init() { allOutcomes = append(allOutcomes, OutcomeBusy) }
+
+var errSlowHashBusy = rejection{OutcomeBusy}
+
+// callerKey is the context key of the request's source address.
+type callerKey struct{}
+
+// withSource records each request's source (remoteAddr: the first
+// X-Forwarded-For address, else the peer) in its context, where the failure
+// limiter of user-chosen secrets finds it. Requests with a Bearer credential
+// skip it: grant tokens and access tokens never reach the limiter, and the
+// forward-auth hot path keeps its allocations.
+func withSource(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if auth := r.Header.Get("Authorization"); len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") {
+			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, remoteAddr(r)))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// sourceOf is the source withSource recorded; "" when none (every such
+// request shares one limiter bucket per client id).
+func sourceOf(ctx context.Context) string {
+	s, _ := ctx.Value(callerKey{}).(string)
+	return s
 }
 
 func tokenValid(t backing.Token, now time.Time) error {
@@ -205,40 +330,214 @@ func tokenValid(t backing.Token, now time.Time) error {
 	return nil
 }
 
-// failureLimiter limits failed attempts per token id or client id, so a
-// secret cannot be guessed online; it blocks further attempts (even correct
-// ones) until the bucket refills.
+// failureLimiter limits failed guesses of user-chosen secrets per key
+// (client id and source): a token bucket per key, taken before the hash is
+// computed and given back when the secret matched or was not checked. A
+// bucket given back to full is dropped at once; the others (recent
+// failures) stay until pushed out, least recently used first, beyond
+// maxKeys: a spray of ids and sources costs bounded memory (~180 bytes a
+// key, ~12 MiB at the cap).
 type failureLimiter struct {
-	mu     sync.Mutex
-	every  rate.Limit
-	burst  int
-	bucket map[string]*rate.Limiter
+	mu      sync.Mutex
+	rate    float64 // tokens per second
+	burst   float64
+	maxKeys int
+	now     func() time.Time
+	keys    map[string]*list.Element
+	lru     list.List // of *bucket, most recent first
 }
+
+type bucket struct {
+	key    string
+	tokens float64
+	at     time.Time
+}
+
+// defaultLimiterKeys bounds the failure limiter's map.
+const defaultLimiterKeys = 1 << 16
 
 func newFailureLimiter(perSecond float64, burst int) *failureLimiter {
-	return &failureLimiter{every: rate.Limit(perSecond), burst: burst, bucket: map[string]*rate.Limiter{}}
+	return &failureLimiter{rate: perSecond, burst: float64(burst), maxKeys: defaultLimiterKeys, now: time.Now,
+		keys: map[string]*list.Element{}}
 }
 
-func (f *failureLimiter) get(key string, create bool) *rate.Limiter {
+// refill brings b up to now.
+func (f *failureLimiter) refill(b *bucket, now time.Time) {
+	if d := now.Sub(b.at).Seconds(); d > 0 {
+		b.tokens = min(f.burst, b.tokens+d*f.rate)
+	}
+	b.at = now
+}
+
+// reserve takes a token for key; ok is false when none is left (answer 429
+// without computing the hash). clean: the bucket was full, so this source
+// has no failure (nor another check in flight) against the key.
+func (f *failureLimiter) reserve(key string) (ok, clean bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l := f.bucket[key]
-	if l == nil && create {
-		if len(f.bucket) > 100_000 {
-			f.bucket = map[string]*rate.Limiter{} // bounded memory under a spray of ids
+	now := f.now()
+	var b *bucket
+	if e, ok := f.keys[key]; ok {
+		b = e.Value.(*bucket)
+		f.refill(b, now)
+		f.lru.MoveToFront(e)
+	} else {
+		for f.lru.Len() >= f.maxKeys {
+			oldest := f.lru.Back()
+			delete(f.keys, oldest.Value.(*bucket).key)
+			f.lru.Remove(oldest)
 		}
-		l = rate.NewLimiter(f.every, f.burst)
-		f.bucket[key] = l
+		b = &bucket{key: key, tokens: f.burst, at: now}
+		f.keys[key] = f.lru.PushFront(b)
 	}
-	return l
+	if b.tokens < 1 {
+		return false, false
+	}
+	clean = b.tokens >= f.burst
+	b.tokens--
+	return true, clean
 }
 
-func (f *failureLimiter) blocked(key string) bool {
-	l := f.get(key, false)
-	return l != nil && l.Tokens() < 1
+// refund gives back a token reserve took: the secret matched, or was not
+// checked. A bucket that is full again is dropped.
+func (f *failureLimiter) refund(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.keys[key]
+	if !ok {
+		return
+	}
+	b := e.Value.(*bucket)
+	f.refill(b, f.now())
+	if b.tokens++; b.tokens >= f.burst {
+		delete(f.keys, key)
+		f.lru.Remove(e)
+	}
 }
 
-func (f *failureLimiter) fail(key string) { f.get(key, true).Allow() }
+// size is the number of keys held.
+func (f *failureLimiter) size() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.keys)
+}
+
+// slowHashGate bounds the argon2id computations in flight, in memory and in
+// CPU. Memory: a computation starts only if its memory fits in the budget
+// next to those running (one always may when none runs), and one client id
+// may hold at most half of the budget, so guesses against one client leave
+// room for the others. CPU: computations for one client id start at most
+// slowHashStartsPerSecond a second (after a burst) per class below; a
+// correct secret needs one computation per replica (the verified cache holds
+// it after), so only guessing meets this limit. Computations for
+// a source that has failed against the client (a suspect: its limiter bucket
+// was not full) are a class of their own, held tighter still: at most one
+// per client id at a time, and at most half of the budget in all, so a
+// source that has not failed finds room even while one that has keeps
+// guessing. It never waits: over a limit the caller answers 429 or 503.
+type slowHashGate struct {
+	mu          sync.Mutex
+	budget      int64
+	used        int64
+	per         map[string]int64
+	suspectUsed int64
+	suspect     map[string]bool
+	now         func() time.Time
+	starts      map[startKey]*bucket
+}
+
+// startKey is a client id and whether the computation is for a suspect.
+type startKey struct {
+	key     string
+	suspect bool
+}
+
+// Starts of argon2id computations per client id and class: ~30 ms of CPU
+// each, so at most ~0.12 of a core per attacked client once the bursts are
+// spent. Sources that have not failed need one per client and replica (then
+// the verified cache answers): their burst is small. Suspects are held by
+// the failure limiter per source already: their burst lets one source use
+// the limiter's default burst of 10.
+const (
+	slowHashStartsPerSecond   = 2
+	slowHashStartBurst        = 4
+	slowHashSuspectStartBurst = 10
+)
+
+func newSlowHashGate(budget int64) *slowHashGate {
+	return &slowHashGate{budget: budget, per: map[string]int64{}, suspect: map[string]bool{}, now: time.Now,
+		starts: map[startKey]*bucket{}}
+}
+
+// tryAcquire reserves cost bytes for key (a client id); release gives them
+// back. suspect: the request's source has failed against key.
+func (g *slowHashGate) tryAcquire(key string, cost int64, suspect bool) (release func(), ok bool) {
+	if g == nil {
+		return func() {}, true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	mine := g.per[key]
+	if g.used > 0 {
+		switch {
+		case g.used+cost > g.budget:
+			return nil, false
+		case mine > 0 && mine+cost > g.budget/2:
+			return nil, false
+		case suspect && (g.suspect[key] || g.suspectUsed > 0 && g.suspectUsed+cost > g.budget/2):
+			return nil, false
+		}
+	}
+	now := g.now()
+	burst := float64(slowHashStartBurst)
+	if suspect {
+		burst = slowHashSuspectStartBurst
+	}
+	sk := startKey{key, suspect}
+	b := g.starts[sk]
+	if b == nil {
+		if len(g.starts) >= defaultLimiterKeys {
+			for k, o := range g.starts { // drop the refilled ones
+				if now.Sub(o.at).Seconds()*slowHashStartsPerSecond+o.tokens >= slowHashSuspectStartBurst {
+					delete(g.starts, k)
+				}
+			}
+		}
+		b = &bucket{tokens: burst, at: now}
+		g.starts[sk] = b
+	} else if d := now.Sub(b.at).Seconds(); d > 0 {
+		b.tokens, b.at = min(burst, b.tokens+d*slowHashStartsPerSecond), now
+	}
+	if b.tokens < 1 {
+		return nil, false
+	}
+	b.tokens--
+	g.used += cost
+	g.per[key] = mine + cost
+	if suspect {
+		g.suspectUsed += cost
+		g.suspect[key] = true
+	}
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.used -= cost
+		if g.per[key] -= cost; g.per[key] <= 0 {
+			delete(g.per, key)
+		}
+		if suspect {
+			g.suspectUsed -= cost
+			delete(g.suspect, key)
+		}
+	}, true
+}
+
+// inFlight is the memory reserved now.
+func (g *slowHashGate) inFlight() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.used
+}
 
 // verifiedCache remembers successful slow-hash verifications.
 type verifiedCache struct {
@@ -261,3 +560,7 @@ func (c *verifiedCache) add(k [32]byte) {
 	}
 	c.m[k] = struct{}{}
 }
+
+// DefaultSlowHashMemoryBudget is the default --slow-hash-memory-budget:
+// six argon2id computations of 19 MiB at once.
+const DefaultSlowHashMemoryBudget = 128 << 20

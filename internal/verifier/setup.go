@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
 	"github.com/latchkey-dev/latchkey/internal/heartbeat"
+	"github.com/latchkey-dev/latchkey/internal/servingcert"
 )
 
 // Options configure the verification service.
@@ -42,9 +44,20 @@ type Options struct {
 	// UsageInterval is how often last use is written to status; 0 disables
 	// usage recording (a verifier with read-only RBAC).
 	UsageInterval time.Duration
-	// FailuresPerSecond and FailureBurst limit failed attempts per credential.
+	// FailuresPerSecond and FailureBurst limit failed guesses of a
+	// user-chosen (argon2id) client secret per client id and source address;
+	// generated secrets have no limit.
 	FailuresPerSecond float64
 	FailureBurst      int
+	// SlowHashMemoryBudget bounds, in bytes, the memory of the argon2id
+	// computations (user-chosen secrets, ~19 MiB each) in flight: beyond it
+	// a request is answered 503 with Retry-After instead of hashing.
+	// Default DefaultSlowHashMemoryBudget.
+	SlowHashMemoryBudget int64
+	// TLSSecret, when set, names a kubernetes.io/tls Secret in Namespace:
+	// the verifier serves HTTPS with it, read through its informer on each
+	// handshake (renewals need no restart). Empty: plain HTTP.
+	TLSSecret string
 	// MaxStaleness bounds how old the verifier's view of the cluster may be:
 	// when no heartbeat (internal/heartbeat, written by every manager
 	// replica) has arrived through its watch for longer, it answers 503 and
@@ -77,6 +90,9 @@ func (o *Options) Defaults() {
 	if o.FailureBurst == 0 {
 		o.FailureBurst = 10
 	}
+	if o.SlowHashMemoryBudget <= 0 {
+		o.SlowHashMemoryBudget = DefaultSlowHashMemoryBudget
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -101,6 +117,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 		now:       opts.Now,
 		limiter:   newFailureLimiter(opts.FailuresPerSecond, opts.FailureBurst),
 		slow:      &verifiedCache{},
+		gate:      newSlowHashGate(opts.SlowHashMemoryBudget),
 		keySecret: opts.SigningKeySecret, issuer: opts.Issuer, audience: opts.Audience, accessTTL: opts.AccessTokenTTL,
 	}
 	var rec *usageRecorder
@@ -159,12 +176,25 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	if err := mgr.AddReadyzCheck("verifier", func(*http.Request) error { return s.ready() }); err != nil {
 		return nil, err
 	}
+	ln := opts.Listener
+	if opts.TLSSecret != "" {
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", opts.Addr); err != nil {
+				return nil, fmt.Errorf("listening on %s: %w", opts.Addr, err)
+			}
+		}
+		src := &servingcert.Source{Get: func() (*corev1.Secret, error) {
+			return get(context.Background(), auth.lookup, auth.secrets, opts.Namespace, opts.TLSSecret, newSecret)
+		}}
+		ln = tls.NewListener(ln, src.TLSConfig())
+	}
 	shutdown := 5 * time.Second
 	srv := &manager.Server{
 		Name:     "verifier",
-		Listener: opts.Listener,
+		Listener: ln,
 		Server: &http.Server{
-			Addr: opts.Addr, Handler: s,
+			Addr: opts.Addr, Handler: withSource(s),
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			IdleTimeout: 90 * time.Second, MaxHeaderBytes: 32 << 10,
 		},

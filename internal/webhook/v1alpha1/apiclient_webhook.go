@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -43,12 +44,24 @@ type ClientIDHolder struct {
 	Field string
 }
 
+// MinChosenSecretLength is the fewest characters a user-chosen client
+// secret (spec.clientSecretRef) may have. The verifier limits online
+// guessing, but cannot make a short secret strong; generated secrets have
+// 256 random bits.
+const MinChosenSecretLength = 16
+
 // ApiClientLookups is what the ApiClient rules need besides the object.
 type ApiClientLookups struct {
 	catalogState
 	// ClientIDHolders are the other ApiClients holding the new object's
 	// spec.clientID (only gathered when it is set on create).
 	ClientIDHolders []ClientIDHolder
+	// ChosenSecretRead is true when the webhook read the secret that
+	// spec.clientSecretRef names (on create, or when the reference
+	// changes), and ChosenSecretLength is its length in characters. Unread
+	// (no such Secret or key yet, no access), the controller checks it.
+	ChosenSecretRead   bool
+	ChosenSecretLength int
 }
 
 // ValidateCreate validates a new ApiClient.
@@ -89,6 +102,7 @@ func (v *ApiClientValidator) ValidateDelete(ctx context.Context, c *latchkeyv1al
 
 func (v *ApiClientValidator) lookups(ctx context.Context, old, c *latchkeyv1alpha1.ApiClient) (ApiClientLookups, error) {
 	l := ApiClientLookups{catalogState: loadCatalog(v.Catalog)}
+	l.ChosenSecretLength, l.ChosenSecretRead = v.chosenSecretLength(ctx, old, c)
 	if old != nil || c.Spec.ClientID == "" {
 		return l, nil // spec.clientID is immutable: checked once, on create
 	}
@@ -107,6 +121,33 @@ func (v *ApiClientValidator) lookups(ctx context.Context, old, c *latchkeyv1alph
 		l.ClientIDHolders = append(l.ClientIDHolders, h)
 	}
 	return l, nil
+}
+
+// chosenSecretLength reads the secret spec.clientSecretRef names, uncached,
+// on create and when the reference changes, and returns its length in
+// characters; ok is false when it cannot be read (not there yet, no access:
+// the controller then checks it when it issues).
+func (v *ApiClientValidator) chosenSecretLength(ctx context.Context, old, c *latchkeyv1alpha1.ApiClient) (n int, ok bool) {
+	ref := c.Spec.ClientSecretRef
+	if ref == nil || v.APIReader == nil || strings.Contains(ref.Name, "/") {
+		return 0, false
+	}
+	if old != nil && old.Spec.ClientSecretRef != nil && *old.Spec.ClientSecretRef == *ref {
+		return 0, false // unchanged: an unrelated update is not refused for it
+	}
+	var sec corev1.Secret
+	if err := v.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &sec); err != nil {
+		return 0, false
+	}
+	key := ref.Key
+	if key == "" {
+		key = "client_secret"
+	}
+	val, found := sec.Data[key]
+	if !found || len(val) == 0 {
+		return 0, false
+	}
+	return utf8.RuneCount(val), true
 }
 
 // ValidateApiClient holds the ApiClient rules; old is nil on create.
@@ -160,6 +201,18 @@ func ValidateApiClient(old, c *latchkeyv1alpha1.ApiClient, l ApiClientLookups) f
 		errs = append(errs, field.Invalid(spec.Child("clientID"), c.Spec.ClientID, fmt.Sprintf(
 			"client id %q is already used by %s (its %s); client ids are unique across the cluster: choose another spec.clientID, or leave it out to get a generated one",
 			c.Spec.ClientID, who, h.Field)))
+	}
+
+	// A user-chosen secret is long enough to resist guessing. The value is
+	// never echoed, nor its length (a hint about it).
+	if ref := c.Spec.ClientSecretRef; ref != nil && l.ChosenSecretRead && l.ChosenSecretLength < MinChosenSecretLength {
+		key := ref.Key
+		if key == "" {
+			key = "client_secret"
+		}
+		errs = append(errs, field.Invalid(spec.Child("clientSecretRef"), fmt.Sprintf("%s/%s", ref.Name, key), fmt.Sprintf(
+			"the client secret in Secret %q, key %q, has fewer than %d characters, too short for a client secret: put a random one there (for example the output of: openssl rand -base64 32), or leave out spec.clientSecretRef to have a secret generated",
+			ref.Name, key, MinChosenSecretLength)))
 	}
 
 	// clientSecretRef stays in the namespace: the type has no namespace
