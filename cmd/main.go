@@ -4,15 +4,18 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/latchkey-dev/latchkey/internal/logging"
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/version"
 	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
 )
 
@@ -20,10 +23,14 @@ func main() {
 	var opts operator.Options
 	var watch string
 	flag.StringVar(&opts.Namespace, "namespace", envOr("POD_NAMESPACE", operator.DefaultNamespace),
-		"The operator's own namespace, where backing tokens and the webhook certificate are kept.")
+		"The operator's own namespace: leader election, the webhook certificate and the permission catalog ConfigMap.")
+	flag.StringVar(&opts.TokenNamespace, "token-namespace", "",
+		"Namespace of the backing tokens, client-id claims and access-token signing keys, which the verifier reads; a namespace of their own lets RBAC grant the verifier exactly them. Empty: --namespace.")
 	flag.StringVar(&watch, "watch-namespaces", "",
 		"Comma-separated namespaces to manage (namespaced mode). Empty: all namespaces.")
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.BoolVar(&opts.MetricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS, only to callers whose bearer token the API server authenticates (TokenReview) and authorizes for GET /metrics (SubjectAccessReview); false: plain HTTP to anyone.")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
 	flag.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", 0,
@@ -62,19 +69,40 @@ func main() {
 	flag.StringVar(&opts.Verifier.Audience, "access-token-audience", "latchkey", "Audience (aud) of access tokens.")
 	flag.DurationVar(&opts.AccessTokenKeyRotation, "access-token-key-rotation", 30*24*time.Hour,
 		"How often the access-token signing key is rotated; 0: only on request (annotate the key Secret with latchkey.dev/rotate).")
+	flag.StringVar(&opts.Verifier.TLSSecret, "verifier-tls-secret", "",
+		"A kubernetes.io/tls Secret in the backing-token namespace: the verifier serves HTTPS with it (renewals are picked up without a restart). Empty: plain HTTP.")
+	flag.BoolVar(&opts.VerifierTLSIssue, "verifier-tls-self-signed", true,
+		"With --verifier-tls-secret: the leader issues and renews that Secret from its own CA (Secret latchkey-verifier-ca in the operator namespace; ca.crt is also in the serving Secret). false: cert-manager or another issuer writes it.")
+	flag.StringVar(&opts.VerifierServiceName, "verifier-service-name", "latchkey-verifier",
+		"The verifier's Service in the operator namespace, for the DNS names of the self-signed certificate.")
 	flag.DurationVar(&opts.Verifier.MaxStaleness, "max-staleness", 5*time.Minute,
 		"The verifier answers 503 and is not ready when its view of the cluster may be older than this (no heartbeat arrived through its watch): a revocation may not have reached it. Tolerates API server outages shorter than this; 0 disables the bound.")
 	flag.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 30*time.Second,
 		"How often each manager replica writes the heartbeat verifiers use for --max-staleness; keep it well below --max-staleness.")
 	flag.DurationVar(&opts.Verifier.UsageInterval, "usage-interval", time.Minute,
 		"How often a credential's last use is written to status.lastUsedAt (at most once per object per interval); 0 disables.")
+	flag.Func("slow-hash-memory-budget",
+		"Memory the verifier may spend at once on checking user-chosen client secrets (argon2id, 19 MiB each), as a quantity such as 128Mi: budget / 19 MiB checks run at once, one client id gets at most half, and beyond it requests get 503 with Retry-After. Keep it well below the container's memory limit (the garbage collector may hold up to twice it). (default 128Mi)",
+		func(v string) error {
+			q, err := resource.ParseQuantity(v)
+			if err != nil || q.Value() <= 0 {
+				return fmt.Errorf("want a positive quantity such as 128Mi")
+			}
+			opts.Verifier.SlowHashMemoryBudget = q.Value()
+			return nil
+		})
 	qps := flag.Float64("kube-api-qps", 50, "Queries per second to the API server.")
 	flag.IntVar(&opts.Burst, "kube-api-burst", 100, "Burst of queries to the API server.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Parallel reconciles per controller.")
 	flag.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers.")
+	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println("latchkey manager version " + version.Get())
+		return
+	}
 
 	opts.QPS = float32(*qps)
 	if watch != "" {

@@ -6,7 +6,13 @@
 //   - kube-apiserver TokenReview of a ServiceAccount token (what a gateway
 //     would do with Kubernetes tokens instead);
 //   - revocation latency (DELETE returned → verifier rejects) against a plain
-//     informer's create→event latency, the floor of any watch-based system.
+//     informer's create→event latency, the floor of any watch-based system;
+//   - waves of concurrent wrong guesses against a user-chosen secret (from
+//     one source, and from spoofed sources): the heap peak against the
+//     chart's memory limit, and a bearer token's req/s during them against
+//     unloaded (abuse.go, -guesses);
+//   - the heap that tenant Secrets carrying Latchkey's label cost the
+//     manager's cache (cache.go, -tenant-secrets).
 //
 // It starts its own control plane (KUBEBUILDER_ASSETS) and operator and
 // sends traffic only to loopback. Numbers go to stdout as a Markdown table.
@@ -255,7 +261,12 @@ func run() error {
 	check("verify ≥ 10× TokenReview", validR.rps >= 10*tr.rps, fmt.Sprintf("%.1f×", validR.rps/tr.rps))
 	check("revocation p99 ≤ informer floor p99 + 50 ms", revP99 <= floorP99+50*time.Millisecond,
 		fmt.Sprintf("%v vs %v", revP99.Round(time.Microsecond), (floorP99+50*time.Millisecond).Round(time.Microsecond)))
-	return nil
+	// Wrong guesses against a user-chosen secret: heap and bearer req/s (abuse.go).
+	if err := abuseFigures(ctx, c, "http://"+vln.Addr().String(), valid); err != nil {
+		return err
+	}
+	// Tenant Secrets carrying Latchkey's label: the manager's cache cost (cache.go).
+	return tenantSecretFigures(ctx, c, env.Config, mgr)
 }
 
 // profiled runs f under the CPU profiler when -cpuprofile is set (the

@@ -88,10 +88,13 @@ func (s *store) tokens(ctx context.Context, ownerUID types.UID, confirm bool) ([
 	for i := range list.Items {
 		t, err := backing.FromSecret(&list.Items[i])
 		if err != nil {
-			// A damaged backing token verifies nothing; drop it.
-			ctrl.LoggerFrom(ctx).Info("Deleting unreadable backing token", "secret", list.Items[i].Name, "error", err.Error())
-			if err := s.deleteToken(ctx, list.Items[i].Labels[backing.LabelTokenID]); err != nil {
-				return nil, err
+			// A damaged backing token verifies nothing; drop it: this very
+			// Secret, by its own name and UID, never one named after its
+			// (possibly forged) token-id label.
+			bad := &list.Items[i]
+			ctrl.LoggerFrom(ctx).Info("Deleting unreadable backing token", "secret", bad.Name, "error", err.Error())
+			if err := s.Delete(ctx, bad, client.Preconditions{UID: &bad.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+				return nil, fmt.Errorf("deleting unreadable backing token %s: %w", bad.Name, err)
 			}
 			continue
 		}

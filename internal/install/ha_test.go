@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -21,16 +22,23 @@ import (
 const failoverBound = 15 * time.Second
 
 // TestLeaderFailover runs two manager binaries with the chart's arguments
-// (leader election and its timings included) against one API server. One
-// leads; it is killed with SIGKILL (no Lease release, as when a node dies);
-// the other must lead within 15 s and reconcile, and the verifier of each
-// must answer /readyz with 200 the whole time it runs.
+// (leader election and its timings included; the verifier served by the
+// manager, verifier.servedByManager) against one API server. One leads; it is
+// killed with SIGKILL (no Lease release, as when a node dies); the other must
+// lead within 15 s and reconcile, and the verifier of each must answer
+// /readyz with 200 the whole time it runs. Who leads is read from the
+// metrics, over HTTPS with a token allowed GET /metrics (metrics.secure).
 func TestLeaderFailover(t *testing.T) {
 	ns, apps := "lk-ha", "apps-ha"
 	ensureNamespace(t, ns)
 	ensureNamespace(t, apps)
-	objs := helmTemplate(t, ns)
+	objs := helmTemplate(t, ns, "verifier.servedByManager=true")
 	args, podNS := managerArgs(t, objs, "latchkey")
+	ensureNamespace(t, flagValue(t, args, "--token-namespace"))
+	reader := find(t, objs, "ClusterRole", "latchkey-metrics-reader")
+	serverSideApply(t, env.Client, "helm", []*unstructured.Unstructured{reader})
+	t.Cleanup(func() { uninstall(t, []*unstructured.Unstructured{reader}) })
+	token := metricsReaderToken(t, ns, reader.GetName())
 	for _, want := range []string{"--leader-elect", "--leader-elect-lease-duration=8s", "--leader-elect-retry-period=2s"} {
 		if !strings.Contains(strings.Join(args, " "), want) {
 			t.Fatalf("the chart's args lack %s: %v", want, args)
@@ -77,7 +85,7 @@ func TestLeaderFailover(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() error {
 		var leaders []*process
 		for _, p := range replicas {
-			if isLeader(p) {
+			if isLeader(p, token) {
 				leaders = append(leaders, p)
 			}
 		}
@@ -102,7 +110,7 @@ func TestLeaderFailover(t *testing.T) {
 	killedAt := time.Now()
 	leader.kill()
 	testenv.Eventually(t, failoverBound, func() error {
-		if !isLeader(follower) {
+		if !isLeader(follower, token) {
 			return fmt.Errorf("%s does not lead yet", follower.name)
 		}
 		return nil
@@ -127,8 +135,8 @@ func TestLeaderFailover(t *testing.T) {
 }
 
 // isLeader reads controller-runtime's leader_election_master_status gauge.
-func isLeader(p *process) bool {
-	code, body, err := get(p.metrics, "/metrics", nil)
+func isLeader(p *process, token string) bool {
+	code, body, err := getMetrics(p.metrics, token)
 	if err != nil || code != http.StatusOK {
 		return false
 	}

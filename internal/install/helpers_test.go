@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +21,13 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,6 +35,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -225,7 +231,8 @@ type process struct {
 	log    *os.File
 	done   chan struct{}
 	exited error
-	// verifier, probes and metrics are its local addresses.
+	// verifier, probes and metrics are its local addresses; verifier is
+	// empty when the rendered args disable the verification service.
 	verifier, probes, metrics string
 }
 
@@ -248,24 +255,27 @@ func managerArgs(t testing.TB, objs []*unstructured.Unstructured, name string) (
 }
 
 // startManager runs the manager binary with the rendered args, made to run
-// on this machine: local listen addresses, the given kubeconfig and extra
-// flags (a later flag wins).
+// on this machine: local listen addresses (the verification service stays
+// off when the args turn it off), the given kubeconfig and extra flags (a
+// later flag wins).
 func startManager(t testing.TB, name string, args []string, namespace, kubeconfig string, extra ...string) *process {
 	t.Helper()
 	p := &process{
-		name:     name,
-		verifier: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-		probes:   net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-		metrics:  net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-		done:     make(chan struct{}),
+		name:    name,
+		probes:  net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+		metrics: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+		done:    make(chan struct{}),
 	}
 	all := append(slices.Clone(args),
 		"--kubeconfig="+kubeconfig,
-		"--verifier-bind-address="+p.verifier,
 		"--health-probe-bind-address="+p.probes,
 		"--metrics-bind-address="+p.metrics,
 		"--zap-log-level=info",
 	)
+	if !slices.Contains(args, "--verifier-bind-address=0") {
+		p.verifier = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		all = append(all, "--verifier-bind-address="+p.verifier)
+	}
 	all = append(all, extra...)
 	var err error
 	if p.log, err = os.Create(filepath.Join(t.TempDir(), name+".log")); err != nil {
@@ -348,22 +358,86 @@ func get(addr, path string, header http.Header) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
-// waitReady waits until the process's verifier answers /readyz with 200.
+// waitReady waits until the process is ready as the kubelet sees it:
+// /readyz on the probe port answers 200 (the webhook serves, and the
+// verifier, where it runs, has synced).
 func (p *process) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, timeout, func() error {
 		if err := p.exitedEarly(); err != nil {
 			t.Fatal(err)
 		}
-		code, body, err := get(p.verifier, "/readyz", nil)
+		code, body, err := get(p.probes, "/readyz", nil)
 		if err != nil {
 			return err
 		}
 		if code != http.StatusOK {
-			return fmt.Errorf("%s verifier /readyz: %d %s", p.name, code, body)
+			return fmt.Errorf("%s /readyz: %d %s", p.name, code, body)
 		}
 		return nil
 	})
+}
+
+// metricsClient speaks HTTPS to the metrics servers, whose certificate is
+// self-signed.
+var metricsClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the metrics server's self-signed certificate
+}}
+
+// getMetrics returns the status code and body of GET https://addr/metrics
+// with the bearer token (none when empty).
+func getMetrics(addr, token string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// serviceAccountToken creates the ServiceAccount (if missing) and returns a
+// token for it from the TokenRequest API, as a Pod's projected token.
+func serviceAccountToken(t testing.TB, ns, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := env.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(sa), sa); err != nil {
+		t.Fatal(err)
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	if err := env.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatalf("requesting a token for ServiceAccount %s/%s: %v", ns, name, err)
+	}
+	return tr.Status.Token
+}
+
+// metricsReaderToken returns the token of a ServiceAccount in ns bound to
+// the install's metrics-reader ClusterRole, as Prometheus's would be.
+func metricsReaderToken(t testing.TB, ns, clusterRole string) string {
+	t.Helper()
+	ctx := context.Background()
+	token := serviceAccountToken(t, ns, "prometheus")
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-prometheus"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "prometheus"}},
+	}
+	if err := env.Client.Create(ctx, crb); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), crb) })
+	return token
 }
 
 // mountSecret copies a Secret's data into dir as files, as the kubelet does

@@ -1,10 +1,12 @@
 package install
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,11 +16,13 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,32 +35,41 @@ import (
 type installation struct {
 	objs         []*unstructured.Unstructured
 	fieldManager string
-	// namespace is the operator's; manager and verifier are the Deployment
-	// names, managerSA and verifierSA their ServiceAccounts (verifier empty
-	// when the install has no verifier-only Deployment).
-	namespace            string
-	manager, managerSA   string
-	verifier, verifierSA string
-	watch                []string // namespaced mode
-	sampleNamespace      string
-	tightRBAC            bool // the chart's hand-written RBAC, tighter than the generated role
-	outsideNamespace     string
+	// namespace is the operator's, tokenNamespace the backing tokens';
+	// manager and verifier are the Deployment names, managerSA and
+	// verifierSA their ServiceAccounts (verifier empty when the install has
+	// no verifier-only Deployment).
+	namespace, tokenNamespace string
+	manager, managerSA        string
+	verifier, verifierSA      string
+	// release is the Helm release name (its release Secrets are
+	// sh.helm.release.v1.<release>.v<n>); metricsReader the ClusterRole
+	// that allows GET /metrics.
+	release, metricsReader string
+	watch                  []string // namespaced mode
+	sampleNamespace        string
+	tightRBAC              bool // the chart's hand-written RBAC, tighter than the generated role
+	outsideNamespace       string
 }
 
-// TestInstall renders the Helm chart (cluster and namespaced mode) and the
-// kustomize install, applies each with server-side apply to a real API server
-// with RBAC authorization on, runs the manager binary (and the verifier-only
-// Deployment's) with the rendered args as the install's ServiceAccounts, and
-// checks that the samples become Ready and verifiable: the RBAC is sufficient.
-// Then it checks what those ServiceAccounts cannot do.
+// TestInstall renders the Helm chart with its defaults (cluster and
+// namespaced mode) and the kustomize install, applies each with server-side
+// apply to a real API server with RBAC authorization on, runs the manager
+// binary (and the verifier-only Deployment's) with the rendered args as the
+// install's ServiceAccounts, and checks that the samples become Ready and
+// verifiable: the RBAC is sufficient. Then it checks, with
+// SubjectAccessReviews, the table of what those ServiceAccounts can and
+// cannot do, and that metrics answer only an authorized token.
 func TestInstall(t *testing.T) {
 	t.Run("helm cluster mode", func(t *testing.T) {
 		ns := "lk-helm"
 		runInstall(t, installation{
-			objs:         helmTemplate(t, ns, "verifier.deployment.enabled=true"),
+			objs:         helmTemplate(t, ns),
 			fieldManager: "helm",
-			namespace:    ns, manager: "latchkey", managerSA: "latchkey",
+			namespace:    ns, tokenNamespace: ns + "-tokens",
+			manager: "latchkey", managerSA: "latchkey",
 			verifier: "latchkey-verifier", verifierSA: "latchkey-verifier",
+			release: "latchkey", metricsReader: "latchkey-metrics-reader",
 			sampleNamespace: "apps-helm",
 			tightRBAC:       true,
 		})
@@ -64,10 +77,12 @@ func TestInstall(t *testing.T) {
 	t.Run("helm namespaced mode", func(t *testing.T) {
 		ns := "lk-helm-ns"
 		runInstall(t, installation{
-			objs:         helmTemplate(t, ns, "verifier.deployment.enabled=true", "watchNamespaces={team-a,team-b}"),
+			objs:         helmTemplate(t, ns, "watchNamespaces={team-a,team-b}"),
 			fieldManager: "helm",
-			namespace:    ns, manager: "latchkey", managerSA: "latchkey",
+			namespace:    ns, tokenNamespace: ns + "-tokens",
+			manager: "latchkey", managerSA: "latchkey",
 			verifier: "latchkey-verifier", verifierSA: "latchkey-verifier",
+			release: "latchkey", metricsReader: "latchkey-metrics-reader",
 			watch:            []string{"team-a", "team-b"},
 			sampleNamespace:  "team-a",
 			outsideNamespace: "team-outside",
@@ -78,7 +93,10 @@ func TestInstall(t *testing.T) {
 		runInstall(t, installation{
 			objs:         decode(t, run(t, kustomizeBin, "build", "config/default")),
 			fieldManager: "kustomize",
-			namespace:    "latchkey-system", manager: "latchkey-controller-manager", managerSA: "latchkey-controller-manager",
+			namespace:    "latchkey-system", tokenNamespace: "latchkey-system-tokens",
+			manager: "latchkey-controller-manager", managerSA: "latchkey-controller-manager",
+			verifier: "latchkey-verifier", verifierSA: "latchkey-verifier",
+			metricsReader:   "latchkey-metrics-reader",
 			sampleNamespace: "apps-kustomize",
 		})
 	})
@@ -142,18 +160,37 @@ func runInstall(t *testing.T, in installation) {
 	waitAllReady(t, in.sampleNamespace, latchkeyCount, 120*time.Second, mgr)
 
 	token := secretValue(t, in.sampleNamespace, "blog-mirror-token", "token")
-	t.Run("manager verifies", func(t *testing.T) { assertVerifies(t, mgr, token) })
+	if mgr.verifier != "" {
+		t.Run("manager verifies", func(t *testing.T) { assertVerifies(t, mgr, token) })
+	} else {
+		t.Run("manager serves no gateway traffic", func(t *testing.T) { assertManagerNotBehindVerifierService(t, in) })
+	}
+	t.Run("backing tokens live in the token namespace", func(t *testing.T) { assertTokenNamespace(t, in) })
+	var v *process
 	if in.verifier != "" {
 		vargs, vns := managerArgs(t, in.objs, in.verifier)
 		if !slices.Contains(vargs, "--verifier-only") {
 			t.Fatalf("the verifier Deployment does not run --verifier-only: %v", vargs)
 		}
-		v := startManager(t, "verifier", vargs, vns, writeKubeconfig(t, impersonating(in.namespace, in.verifierSA)))
+		if got := flagValue(t, vargs, "--token-namespace"); got != in.tokenNamespace {
+			t.Fatalf("the verifier Deployment reads tokens in %q, want %q", got, in.tokenNamespace)
+		}
+		v = startManager(t, "verifier", vargs, vns, writeKubeconfig(t, impersonating(in.namespace, in.verifierSA)))
 		t.Run("verifier-only Deployment verifies", func(t *testing.T) {
 			v.waitReady(t, 60*time.Second)
 			assertVerifies(t, v, token)
+			assertIssuesAccessTokens(t, v, in.sampleNamespace)
 		})
 	}
+	t.Run("metrics need a token allowed GET /metrics", func(t *testing.T) {
+		reader := metricsReaderToken(t, in.namespace, in.metricsReader)
+		stranger := serviceAccountToken(t, in.namespace, "not-prometheus")
+		for _, p := range []*process{mgr, v} {
+			if p != nil {
+				assertMetricsAuth(t, p, reader, stranger)
+			}
+		}
+	})
 	if outside != nil {
 		t.Run("objects outside the watched namespaces are left alone", func(t *testing.T) {
 			var got latchkeyv1alpha1.ApiClient
@@ -182,7 +219,7 @@ func runInstall(t *testing.T, in installation) {
 		}
 	})
 	t.Run("RBAC covers config/rbac/role.yaml", func(t *testing.T) { assertCoversGeneratedRole(t, in) })
-	t.Run("what the ServiceAccounts cannot do", func(t *testing.T) { assertCannot(t, in) })
+	t.Run("what the ServiceAccounts can and cannot do", func(t *testing.T) { assertAccessTable(t, in) })
 }
 
 // pointWebhookAt makes the installed webhooks call https://localhost:port
@@ -347,7 +384,10 @@ func saCan(t *testing.T, ns, sa string, a access) bool {
 }
 
 // clusterScoped are the cluster-scoped resources config/rbac/role.yaml names.
-var clusterScoped = map[string]bool{"namespaces": true, "validatingwebhookconfigurations": true}
+var clusterScoped = map[string]bool{
+	"namespaces": true, "validatingwebhookconfigurations": true,
+	"tokenreviews": true, "subjectaccessreviews": true,
+}
 
 // assertCoversGeneratedRole checks that the install grants every rule of the
 // generated role (what the code's +kubebuilder:rbac markers say it does)
@@ -378,6 +418,10 @@ func assertCoversGeneratedRole(t *testing.T, in installation) {
 					for _, verb := range rule.Verbs {
 						var where []access
 						switch {
+						case resource == "secrets" && verb == "deletecollection" && (in.tightRBAC || r.GetKind() == "Role"):
+							// Used only on backing tokens in the token
+							// namespace (revoking a client and its grants).
+							where = []access{{namespace: in.tokenNamespace}}
 						case r.GetKind() == "Role":
 							where = []access{{namespace: in.namespace}}
 						case resource == "namespaces":
@@ -388,10 +432,6 @@ func assertCoversGeneratedRole(t *testing.T, in installation) {
 							where = []access{{name: webhookv1alpha1.WebhookConfigurationName}}
 						case clusterScoped[resource]:
 							where = []access{{}}
-						case resource == "secrets" && verb == "deletecollection" && in.tightRBAC:
-							// Used only on backing tokens in the operator's
-							// namespace (revoking a client and its grants).
-							where = []access{{namespace: in.namespace}}
 						default:
 							for _, ns := range managed {
 								where = append(where, access{namespace: ns})
@@ -424,44 +464,104 @@ func readFile(t testing.TB, path string) string {
 	return string(b)
 }
 
-// assertCannot is the `kubectl auth can-i --as=<ServiceAccount>` table of
-// what the install's ServiceAccounts must not be able to do.
-func assertCannot(t *testing.T, in installation) {
-	op, apps := in.namespace, in.sampleNamespace
-	denied := []access{
-		{verb: "create", group: "latchkey.dev", resource: "apiclients", namespace: apps},
-		{verb: "delete", group: "latchkey.dev", resource: "apiclients", namespace: apps},
-		{verb: "create", group: "latchkey.dev", resource: "credentialgrants", namespace: apps},
-		{verb: "delete", group: "latchkey.dev", resource: "credentialgrants", namespace: apps},
-		{verb: "update", group: "apiextensions.k8s.io", resource: "customresourcedefinitions"},
-		{verb: "create", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations"},
-		{verb: "delete", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations", name: webhookv1alpha1.WebhookConfigurationName},
-		{verb: "update", group: "admissionregistration.k8s.io", resource: "mutatingwebhookconfigurations"},
-		{verb: "create", resource: "pods", namespace: op},
-		{verb: "create", resource: "pods", subresource: "exec", namespace: op},
-		{verb: "create", group: "apps", resource: "deployments", namespace: op},
-		{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"},
-		{verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: op},
-		{verb: "escalate", group: "rbac.authorization.k8s.io", resource: "clusterroles"},
-		{verb: "impersonate", resource: "users"},
-		{verb: "impersonate", resource: "serviceaccounts", namespace: op},
-		{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: op},
-		{verb: "list", resource: "nodes"},
-		{verb: "list", resource: "namespaces"},
-		{verb: "delete", resource: "namespaces", name: apps},
-		{verb: "get", resource: "configmaps", namespace: apps},
-		{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: apps},
-		{verb: "delete", group: "coordination.k8s.io", resource: "leases", namespace: op},
+// rule is one row of the SubjectAccessReview table: what a ServiceAccount
+// asks for, whether it must be allowed, and why.
+type rule struct {
+	access
+	want bool
+	why  string
+}
+
+func allow(why string, rows ...access) []rule { return rows2(true, why, rows) }
+func deny(why string, rows ...access) []rule  { return rows2(false, why, rows) }
+
+func rows2(want bool, why string, rows []access) []rule {
+	out := make([]rule, len(rows))
+	for i, a := range rows {
+		out[i] = rule{access: a, want: want, why: why}
 	}
+	return out
+}
+
+// verbsOn is one access per verb on the same resource.
+func verbsOn(a access, verbs ...string) []access {
+	out := make([]access, len(verbs))
+	for i, v := range verbs {
+		out[i] = a
+		out[i].verb = v
+	}
+	return out
+}
+
+var writeVerbs = []string{"create", "update", "patch", "delete", "deletecollection"}
+
+// managerTable is what the manager's ServiceAccount must and must not be
+// able to do.
+func managerTable(in installation) []rule {
+	op, tokens, apps := in.namespace, in.tokenNamespace, in.sampleNamespace
+	secret := func(ns, name string) access { return access{resource: "secrets", namespace: ns, name: name} }
+	var rows []rule
+	rows = append(rows, allow("backing tokens, claims, signing keys, heartbeat",
+		verbsOn(access{resource: "secrets", namespace: tokens}, "get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")...)...)
+	rows = append(rows, allow("consumer Secrets; clientSecretRef (read uncached)",
+		verbsOn(access{resource: "secrets", namespace: apps}, "get", "list", "watch", "create", "update", "patch", "delete")...)...)
+	rows = append(rows, allow("self-managed webhook certificate",
+		verbsOn(secret(op, "latchkey-webhook-server-cert"), "get", "update")...)...)
+	rows = append(rows, allow("reconcile", verbsOn(access{group: "latchkey.dev", resource: "apiclients", namespace: apps}, "get", "list", "watch", "update", "patch")...)...)
+	rows = append(rows, allow("status", access{verb: "patch", group: "latchkey.dev", resource: "credentialgrants", subresource: "status", namespace: apps})...)
+	rows = append(rows, allow("leader election", verbsOn(access{group: "coordination.k8s.io", resource: "leases", namespace: op}, "get", "create", "update")...)...)
+	rows = append(rows, allow("permission catalog", verbsOn(access{resource: "configmaps", namespace: op}, "get", "list", "watch")...)...)
+	rows = append(rows, allow("CA injection", access{verb: "update", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations", name: webhookv1alpha1.WebhookConfigurationName})...)
+	rows = append(rows, allow("authenticated metrics",
+		access{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
+		access{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews"})...)
+	if len(in.watch) == 0 {
+		rows = append(rows, allow("cluster mode: its cache of Latchkey's Secrets in every namespace (RBAC cannot select by label)",
+			access{verb: "list", resource: "secrets"}, access{verb: "watch", resource: "secrets"})...)
+	}
+
+	rows = append(rows, deny("no writes to what users declare",
+		access{verb: "create", group: "latchkey.dev", resource: "apiclients", namespace: apps},
+		access{verb: "delete", group: "latchkey.dev", resource: "apiclients", namespace: apps},
+		access{verb: "create", group: "latchkey.dev", resource: "credentialgrants", namespace: apps},
+		access{verb: "delete", group: "latchkey.dev", resource: "credentialgrants", namespace: apps},
+		access{verb: "update", group: "apiextensions.k8s.io", resource: "customresourcedefinitions"},
+		access{verb: "create", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations"},
+		access{verb: "delete", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations", name: webhookv1alpha1.WebhookConfigurationName},
+		access{verb: "update", group: "admissionregistration.k8s.io", resource: "mutatingwebhookconfigurations"},
+	)...)
+	rows = append(rows, deny("no escalation: no workloads, RBAC, impersonation or tokens",
+		access{verb: "create", resource: "pods", namespace: op},
+		access{verb: "create", resource: "pods", subresource: "exec", namespace: op},
+		access{verb: "create", group: "apps", resource: "deployments", namespace: op},
+		access{verb: "create", group: "rbac.authorization.k8s.io", resource: "roles", namespace: tokens},
+		access{verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: op},
+		access{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterroles"},
+		access{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"},
+		access{verb: "escalate", group: "rbac.authorization.k8s.io", resource: "clusterroles"},
+		access{verb: "bind", group: "rbac.authorization.k8s.io", resource: "clusterroles"},
+		access{verb: "impersonate", resource: "users"},
+		access{verb: "impersonate", resource: "serviceaccounts", namespace: op},
+		access{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: op},
+	)...)
+	rows = append(rows, deny("nothing else of the cluster",
+		access{verb: "list", resource: "nodes"},
+		access{verb: "list", resource: "namespaces"},
+		access{verb: "delete", resource: "namespaces", name: tokens},
+		access{verb: "get", resource: "configmaps", namespace: apps},
+		access{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: apps},
+		access{verb: "delete", group: "coordination.k8s.io", resource: "leases", namespace: op},
+	)...)
 	if in.tightRBAC {
-		denied = append(denied,
+		rows = append(rows, deny("revocation by label only among backing tokens; CA injection into its own webhook only",
 			access{verb: "deletecollection", resource: "secrets", namespace: apps},
+			access{verb: "deletecollection", resource: "secrets", namespace: op},
 			access{verb: "update", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations", name: "someone-elses-webhook"},
-		)
+		)...)
 	}
 	if len(in.watch) > 0 {
 		out := in.outsideNamespace
-		denied = append(denied,
+		rows = append(rows, deny("namespaced mode: nothing outside its namespaces",
 			access{verb: "get", resource: "secrets", namespace: out},
 			access{verb: "list", resource: "secrets", namespace: out},
 			access{verb: "list", resource: "secrets"},
@@ -469,67 +569,255 @@ func assertCannot(t *testing.T, in installation) {
 			access{verb: "list", group: "latchkey.dev", resource: "apiclients"},
 			access{verb: "update", group: "latchkey.dev", resource: "apiclients", subresource: "status", namespace: out},
 			access{verb: "get", resource: "namespaces", name: out},
-		)
+		)...)
 	}
-	table(t, in.namespace, in.managerSA, denied, false)
+	return rows
+}
 
-	if in.verifierSA == "" {
-		return
-	}
+// verifierTable is what the verifier-only Deployment's ServiceAccount must
+// and must not be able to do: read backing tokens, claims and signing keys
+// (the token namespace) and Latchkey's resources, and nothing else.
+func verifierTable(in installation) []rule {
+	op, tokens, apps := in.namespace, in.tokenNamespace, in.sampleNamespace
+	var rows []rule
+	rows = append(rows, allow("backing tokens, claims, signing keys: read",
+		verbsOn(access{resource: "secrets", namespace: tokens}, "get", "list", "watch")...)...)
+	rows = append(rows, allow("the access-token signing keys",
+		access{verb: "get", resource: "secrets", namespace: tokens, name: "latchkey-access-token-keys"})...)
+	rows = append(rows, allow("ApiClients and CredentialGrants: read",
+		verbsOn(access{group: "latchkey.dev", resource: "apiclients", namespace: apps}, "get", "list", "watch")...)...)
+	rows = append(rows, allow("ApiClients and CredentialGrants: read",
+		verbsOn(access{group: "latchkey.dev", resource: "credentialgrants", namespace: apps}, "get", "list", "watch")...)...)
+	rows = append(rows, allow("authenticated metrics",
+		access{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
+		access{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews"})...)
+
+	rows = append(rows, deny("not the webhook CA key, not Helm's release Secrets, no other Secret of the release namespace",
+		access{verb: "get", resource: "secrets", namespace: op, name: "latchkey-webhook-server-cert"},
+		access{verb: "get", resource: "secrets", namespace: op, name: "sh.helm.release.v1." + cmp.Or(in.release, "latchkey") + ".v1"},
+		access{verb: "get", resource: "secrets", namespace: op},
+		access{verb: "list", resource: "secrets", namespace: op},
+		access{verb: "watch", resource: "secrets", namespace: op},
+	)...)
+	rows = append(rows, deny("no consumer Secret (plaintext), no Secret cluster-wide",
+		access{verb: "get", resource: "secrets", namespace: apps},
+		access{verb: "list", resource: "secrets", namespace: apps},
+		access{verb: "list", resource: "secrets"},
+		access{verb: "watch", resource: "secrets"},
+	)...)
 	var writes []access
-	for _, verb := range []string{"create", "update", "patch", "delete", "deletecollection"} {
-		for _, ns := range []string{op, apps} {
+	for _, ns := range []string{tokens, op, apps} {
+		for _, verb := range writeVerbs {
 			writes = append(writes,
+				access{verb: verb, resource: "secrets", namespace: ns},
 				access{verb: verb, group: "latchkey.dev", resource: "apiclients", namespace: ns},
 				access{verb: verb, group: "latchkey.dev", resource: "credentialgrants", namespace: ns},
-				access{verb: verb, resource: "secrets", namespace: ns},
 				access{verb: verb, resource: "configmaps", namespace: ns},
 				access{verb: verb, resource: "events", namespace: ns},
 				access{verb: verb, group: "events.k8s.io", resource: "events", namespace: ns},
 				access{verb: verb, group: "coordination.k8s.io", resource: "leases", namespace: ns},
 			)
 		}
+	}
+	// Usage (lastUsedAt) is its one write: a patch of the status subresource.
+	rows = append(rows, allow("usage: patch status",
+		access{verb: "patch", group: "latchkey.dev", resource: "apiclients", subresource: "status", namespace: apps},
+		access{verb: "patch", group: "latchkey.dev", resource: "credentialgrants", subresource: "status", namespace: apps},
+	)...)
+	writes = append(writes,
+		access{verb: "update", group: "latchkey.dev", resource: "apiclients", subresource: "status", namespace: apps},
+		access{verb: "update", group: "latchkey.dev", resource: "credentialgrants", subresource: "status", namespace: apps},
+	)
+	for _, verb := range []string{"update", "patch"} {
 		writes = append(writes,
-			access{verb: verb, group: "latchkey.dev", resource: "apiclients", subresource: "status", namespace: apps},
-			access{verb: verb, group: "latchkey.dev", resource: "credentialgrants", subresource: "status", namespace: apps},
 			access{verb: verb, group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations", name: webhookv1alpha1.WebhookConfigurationName},
 		)
 	}
-	writes = append(writes,
-		access{verb: "update", group: "latchkey.dev", resource: "apiclients", subresource: "finalizers", namespace: apps},
-		// No Secret outside the operator's namespace: consumer Secrets hold
-		// plaintext; the verifier needs only the backing tokens' hashes.
-		access{verb: "get", resource: "secrets", namespace: apps},
-		access{verb: "list", resource: "secrets", namespace: apps},
-		access{verb: "list", resource: "secrets"},
-		access{verb: "watch", resource: "secrets"},
-	)
-	table(t, in.namespace, in.verifierSA, writes, false)
-	verifierReads := []access{
-		{verb: "list", resource: "secrets", namespace: op},
-		{verb: "watch", resource: "secrets", namespace: op},
-		{verb: "list", group: "latchkey.dev", resource: "apiclients", namespace: apps},
-		{verb: "watch", group: "latchkey.dev", resource: "credentialgrants", namespace: apps},
+	writes = append(writes, access{verb: "update", group: "latchkey.dev", resource: "apiclients", subresource: "finalizers", namespace: apps})
+	rows = append(rows, deny("writes nothing", writes...)...)
+	rows = append(rows, deny("no escalation, nothing else of the cluster",
+		access{verb: "get", resource: "configmaps", namespace: op},
+		access{verb: "create", resource: "pods", subresource: "exec", namespace: op},
+		access{verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings", namespace: tokens},
+		access{verb: "escalate", group: "rbac.authorization.k8s.io", resource: "clusterroles"},
+		access{verb: "bind", group: "rbac.authorization.k8s.io", resource: "clusterroles"},
+		access{verb: "impersonate", resource: "serviceaccounts", namespace: op},
+		access{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: op},
+		access{verb: "list", resource: "namespaces"},
+		access{verb: "list", resource: "nodes"},
+	)...)
+	if len(in.watch) > 0 {
+		out := in.outsideNamespace
+		rows = append(rows, deny("namespaced mode: nothing outside its namespaces",
+			access{verb: "list", group: "latchkey.dev", resource: "apiclients"},
+			access{verb: "list", group: "latchkey.dev", resource: "apiclients", namespace: out},
+			access{verb: "get", resource: "secrets", namespace: out},
+		)...)
+	} else {
+		rows = append(rows, allow("cluster mode: Latchkey's resources everywhere",
+			access{verb: "list", group: "latchkey.dev", resource: "apiclients"},
+			access{verb: "watch", group: "latchkey.dev", resource: "credentialgrants"})...)
 	}
-	table(t, in.namespace, in.verifierSA, verifierReads, true)
+	return rows
 }
 
-func table(t *testing.T, ns, sa string, rows []access, want bool) {
+// assertAccessTable asks the API server, with a SubjectAccessReview per row
+// (what `kubectl auth can-i --as=system:serviceaccount:<ns>:<name>` does),
+// whether the install's ServiceAccounts may do each thing, and logs the
+// table with the rows that are wrong marked.
+func assertAccessTable(t *testing.T, in installation) {
+	table(t, in.namespace, in.managerSA, managerTable(in))
+	if in.verifierSA != "" {
+		table(t, in.namespace, in.verifierSA, verifierTable(in))
+	}
+}
+
+func table(t *testing.T, ns, sa string, rows []rule) {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "kubectl auth can-i --as=%s:\n", serviceAccountUser(ns, sa))
-	for _, a := range rows {
-		got := saCan(t, ns, sa, a)
-		answer := "no"
-		if got {
-			answer = "yes"
+	fmt.Fprintf(&b, "kubectl auth can-i --as=%s (want, got):\n", serviceAccountUser(ns, sa))
+	yesNo := map[bool]string{true: "yes", false: "no"}
+	why := ""
+	for _, r := range rows {
+		if r.why != why {
+			why = r.why
+			fmt.Fprintf(&b, "  # %s\n", why)
 		}
+		got := saCan(t, ns, sa, r.access)
 		mark := ""
-		if got != want {
+		if got != r.want {
 			mark = "   <-- WRONG"
-			t.Errorf("%s can %s: %v, want %v", sa, a, got, want)
+			t.Errorf("%s can %s: %v, want %v (%s)", sa, r.access, got, r.want, r.why)
 		}
-		fmt.Fprintf(&b, "  %-3s %s%s\n", answer, a, mark)
+		fmt.Fprintf(&b, "  %-3s %-3s %s%s\n", yesNo[r.want], yesNo[got], r.access, mark)
 	}
 	t.Log(b.String())
+}
+
+// assertManagerNotBehindVerifierService: by default the manager's Pods are
+// not selected by the verifier Service (no gateway traffic reaches the
+// process with cluster-wide Secret access) and the manager runs no verifier.
+func assertManagerNotBehindVerifierService(t *testing.T, in installation) {
+	var mgr, ver appsv1.Deployment
+	toTyped(t, find(t, in.objs, "Deployment", in.manager), &mgr)
+	toTyped(t, find(t, in.objs, "Deployment", in.verifier), &ver)
+	var svc corev1.Service
+	toTyped(t, find(t, in.objs, "Service", in.verifier), &svc)
+	selects := func(d appsv1.Deployment) bool {
+		return labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels))
+	}
+	if selects(mgr) {
+		t.Errorf("the verifier Service %v selects the manager's Pods %v", svc.Spec.Selector, mgr.Spec.Template.Labels)
+	}
+	if !selects(ver) {
+		t.Errorf("the verifier Service %v does not select the verifier's Pods %v", svc.Spec.Selector, ver.Spec.Template.Labels)
+	}
+	for _, p := range mgr.Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == "verifier" {
+			t.Errorf("the manager's container exposes the verifier port %d", p.ContainerPort)
+		}
+	}
+}
+
+// assertTokenNamespace: the manager wrote backing tokens, claims and the
+// signing keys to the token namespace, and none to the operator's.
+func assertTokenNamespace(t *testing.T, in installation) {
+	ctx := context.Background()
+	kinds := func(ns string) map[string]int {
+		var list corev1.SecretList
+		if err := env.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue}); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, s := range list.Items {
+			switch {
+			case s.Name == "latchkey-access-token-keys":
+				out["signing keys"]++
+			case strings.HasPrefix(s.Name, "lkid-"):
+				out["claims"]++
+			case strings.HasPrefix(s.Name, "lk-"):
+				out["backing tokens"]++
+			}
+		}
+		return out
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		got := kinds(in.tokenNamespace)
+		for _, k := range []string{"backing tokens", "claims", "signing keys"} {
+			if got[k] == 0 {
+				return fmt.Errorf("no %s in the token namespace %s: %v", k, in.tokenNamespace, got)
+			}
+		}
+		return nil
+	})
+	if in.tokenNamespace != in.namespace {
+		if got := kinds(in.namespace); len(got) != 0 {
+			t.Errorf("the operator namespace %s holds %v: they belong in %s", in.namespace, got, in.tokenNamespace)
+		}
+	}
+}
+
+// assertIssuesAccessTokens: the verifier signs a client_credentials access
+// token with the key it reads from the token namespace, and verifies it.
+func assertIssuesAccessTokens(t *testing.T, p *process, ns string) {
+	t.Helper()
+	id := secretValue(t, ns, "decidim-blogs-reader", "client_id")
+	secret := secretValue(t, ns, "decidim-blogs-reader", "client_secret")
+	var accessToken string
+	testenv.Eventually(t, 30*time.Second, func() error {
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
+		resp, err := httpClient.PostForm("http://"+p.verifier+"/oauth2/token", form)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var body struct {
+			AccessToken string `json:"access_token"`
+			Error       string `json:"error"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return fmt.Errorf("%s /oauth2/token: %d: %w", p.name, resp.StatusCode, err)
+		}
+		if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+			return fmt.Errorf("%s /oauth2/token: %d %s", p.name, resp.StatusCode, body.Error)
+		}
+		accessToken = body.AccessToken
+		return nil
+	})
+	code, body, err := get(p.verifier, "/v1/verify?permission=blogs.read", http.Header{"Authorization": {"Bearer " + accessToken}})
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("%s /v1/verify with an access token: %d %s %v", p.name, code, body, err)
+	}
+}
+
+// assertMetricsAuth: metrics are HTTPS, 401 without a token, 403 for a
+// ServiceAccount without GET /metrics, 200 for one bound to the install's
+// metrics-reader ClusterRole (as Prometheus's would be).
+func assertMetricsAuth(t *testing.T, p *process, reader, stranger string) {
+	t.Helper()
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"a token without GET /metrics", stranger, http.StatusForbidden},
+		{"a metrics-reader token", reader, http.StatusOK},
+	} {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			code, body, err := getMetrics(p.metrics, c.token)
+			if err != nil {
+				return fmt.Errorf("%s metrics: %w", p.name, err)
+			}
+			if code != c.want {
+				return fmt.Errorf("%s metrics with %s: %d, want %d: %.200s", p.name, c.who, code, c.want, body)
+			}
+			if code == http.StatusOK && !strings.Contains(body, "rest_client_requests_total") {
+				return fmt.Errorf("%s metrics: no rest_client_requests_total in %.300s", p.name, body)
+			}
+			return nil
+		})
+	}
+	if code, _, err := get(p.metrics, "/metrics", nil); err == nil && code == http.StatusOK {
+		t.Errorf("%s serves metrics over plain HTTP", p.name)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/catalog/configmap"
 	"github.com/latchkey-dev/latchkey/internal/controller"
 	"github.com/latchkey-dev/latchkey/internal/heartbeat"
+	"github.com/latchkey-dev/latchkey/internal/servingcert"
 	"github.com/latchkey-dev/latchkey/internal/signingkeys"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
@@ -39,14 +41,25 @@ const DefaultNamespace = "latchkey-system"
 
 // Options configure the operator. Zero values are filled by Defaults.
 type Options struct {
-	// Namespace is the operator's own namespace: backing tokens and the
-	// webhook certificate live there.
+	// Namespace is the operator's own namespace: the leader-election Lease,
+	// the webhook certificate and the permission catalog ConfigMap live there.
 	Namespace string
+	// TokenNamespace is where backing tokens (lk-*), client-id claims
+	// (lkid-*), the access-token signing keys and the heartbeat live: a
+	// namespace of their own lets the verifier be granted read access to
+	// exactly them (RBAC cannot narrow list/watch by name or label). Default:
+	// Namespace.
+	TokenNamespace string
 	// WatchNamespaces restricts the operator to these namespaces (namespaced
 	// mode). Empty: all namespaces.
 	WatchNamespaces []string
 
-	MetricsAddr    string
+	MetricsAddr string
+	// MetricsSecure serves metrics over HTTPS (a self-signed certificate)
+	// and admits only requests whose bearer token the API server
+	// authenticates (TokenReview) and authorizes for GET on the metrics path
+	// (SubjectAccessReview), as the kubebuilder v4 scaffold does.
+	MetricsSecure  bool
 	ProbeAddr      string
 	LeaderElection bool
 	// LeaderElectionID names the Lease the replicas compete for.
@@ -117,6 +130,14 @@ type Options struct {
 	// latchkey.dev/rotate on the key Secret).
 	AccessTokenKeyRotation time.Duration
 
+	// VerifierTLSIssue makes the leader issue and renew Verifier.TLSSecret
+	// from its own CA (kept in Namespace); false when cert-manager or
+	// another issuer writes that Secret.
+	VerifierTLSIssue bool
+	// VerifierServiceName is the verifier's Service, for the DNS names of
+	// the certificate the leader issues; default "latchkey-verifier".
+	VerifierServiceName string
+
 	// HeartbeatInterval is how often every manager replica stamps the
 	// heartbeat Secret that verifiers use to bound the age of their view
 	// (verifier.Options.MaxStaleness); default heartbeat.DefaultInterval.
@@ -172,7 +193,15 @@ func (o *Options) Defaults() {
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = heartbeat.DefaultInterval
 	}
-	o.Verifier.Namespace = o.Namespace
+	if o.TokenNamespace == "" {
+		o.TokenNamespace = o.Namespace
+	}
+	// The issuer names the verifier Service, in the operator's namespace;
+	// everything else the verifier reads lives in the token namespace.
+	if o.Verifier.Issuer == "" {
+		o.Verifier.Issuer = verifier.DefaultIssuer(o.Namespace)
+	}
+	o.Verifier.Namespace = o.TokenNamespace
 	o.Verifier.Defaults()
 }
 
@@ -188,26 +217,43 @@ func NewScheme() *runtime.Scheme {
 // resources and the Secrets it wrote (label-selected). A request for any other
 // kind from the cache fails instead of silently starting a cluster-wide
 // informer; user-referenced Secrets are read with the uncached API reader.
+// Anyone can put the label on a Secret, so the Secret transform (cache.go)
+// keeps data only of what Latchkey writes: a tenant's labelled Secrets cost
+// almost nothing.
 func CacheOptions(opts Options) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue})
-	secrets := cache.ByObject{Label: managed}
-	if opts.VerifierOnly {
-		// The verifier reads only backing tokens: no Secret elsewhere.
-		secrets.Namespaces = map[string]cache.Config{opts.Namespace: {}}
+	secrets := cache.ByObject{Label: managed, Transform: secretTransform(opts)}
+	tokens := opts.TokenNamespace
+	if tokens == "" {
+		tokens = opts.Namespace
 	}
-	// ByObject is keyed by pointer: each kind must appear exactly once.
-	co := cache.Options{
-		ReaderFailOnMissingInformer: true,
-		DefaultTransform:            cache.TransformStripManagedFields(),
-		ByObject:                    map[client.Object]cache.ByObject{&corev1.Secret{}: secrets},
-	}
+	var namespaces map[string]cache.Config
 	if len(opts.WatchNamespaces) > 0 {
-		co.DefaultNamespaces = map[string]cache.Config{}
+		namespaces = map[string]cache.Config{}
 		for _, ns := range append([]string{opts.Namespace}, opts.WatchNamespaces...) {
-			co.DefaultNamespaces[ns] = cache.Config{}
+			namespaces[ns] = cache.Config{}
 		}
 	}
-	return co
+	switch {
+	case opts.VerifierOnly:
+		// The verifier reads only backing tokens, claims and signing keys: no
+		// Secret elsewhere (its RBAC allows nothing else).
+		secrets.Namespaces = map[string]cache.Config{tokens: {}}
+	case namespaces != nil:
+		// Namespaced mode: consumer Secrets where the manager manages, and
+		// the token namespace (Latchkey's resources are not cached there).
+		secrets.Namespaces = map[string]cache.Config{tokens: {}}
+		for ns := range namespaces {
+			secrets.Namespaces[ns] = cache.Config{}
+		}
+	}
+	// ByObject is keyed by pointer: each kind must appear exactly once.
+	return cache.Options{
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            cache.TransformStripManagedFields(),
+		DefaultNamespaces:           namespaces,
+		ByObject:                    map[client.Object]cache.ByObject{&corev1.Secret{}: secrets},
+	}
 }
 
 // NewManager builds the manager with every controller and, when enabled, the
@@ -227,7 +273,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	mgrOpts := ctrl.Options{
 		Scheme:                        NewScheme(),
 		Cache:                         CacheOptions(opts),
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr, TLSOpts: tlsOpts},
+		Metrics:                       metricsOptions(opts, tlsOpts),
 		HealthProbeBindAddress:        opts.ProbeAddr,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              opts.LeaderElectionID,
@@ -258,17 +304,31 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 	if !opts.VerifierOnly {
 		if err := controller.Setup(mgr, controller.Options{
-			Namespace:               opts.Namespace,
+			Namespace:               opts.TokenNamespace,
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			Now:                     opts.Now,
 		}); err != nil {
 			return nil, err
 		}
 		if err := signingkeys.Setup(mgr, &signingkeys.Manager{
-			Namespace: opts.Namespace, Name: opts.Verifier.SigningKeySecret, Now: opts.Now,
+			Namespace: opts.TokenNamespace, Name: opts.Verifier.SigningKeySecret, Now: opts.Now,
 			RotateEvery: opts.AccessTokenKeyRotation, MaxTTL: opts.Verifier.AccessTokenTTL,
 		}); err != nil {
 			return nil, err
+		}
+		if opts.Verifier.TLSSecret != "" && opts.VerifierTLSIssue {
+			svc := opts.VerifierServiceName
+			if svc == "" {
+				svc = "latchkey-verifier"
+			}
+			if err := mgr.Add(&servingcert.Issuer{Client: mgr.GetClient(), Now: opts.Now,
+				CANamespace: opts.Namespace, CASecret: servingcert.DefaultCASecretName,
+				ServingNamespace: opts.Verifier.Namespace, ServingSecret: opts.Verifier.TLSSecret,
+				DNSNames: []string{svc + "." + opts.Namespace + ".svc", svc + "." + opts.Namespace + ".svc.cluster.local", svc + "." + opts.Namespace, svc, "localhost"},
+				IPs:      []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+			}); err != nil {
+				return nil, err
+			}
 		}
 		// Every replica beats, in the namespace verifiers watch, so they can
 		// bound the age of their view (--max-staleness).
@@ -279,10 +339,9 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	}
 	if opts.VerifierListener != nil || (opts.VerifierAddr != "" && opts.VerifierAddr != "0") {
 		vopts := opts.Verifier
-		vopts.Namespace, vopts.Addr, vopts.Listener = opts.Namespace, opts.VerifierAddr, opts.VerifierListener
-		if opts.VerifierOnly {
-			vopts.UsageInterval = 0 // read-only RBAC: no status writes
-		}
+		vopts.Namespace, vopts.Addr, vopts.Listener = opts.TokenNamespace, opts.VerifierAddr, opts.VerifierListener
+		// A verifier-only process records usage too: its RBAC lets it patch
+		// the status of ApiClients and CredentialGrants and nothing else.
 		if _, err := verifier.Setup(mgr, vopts); err != nil {
 			return nil, err
 		}
@@ -378,6 +437,18 @@ func (a admission) setup(mgr ctrl.Manager, opts Options) error {
 		Ready:                    a.certsReady,
 		UniqueControllerName:     opts.SkipControllerNameValidation,
 	})
+}
+
+// metricsOptions serves metrics on MetricsAddr: over HTTPS with
+// authentication (TokenReview) and authorization (SubjectAccessReview of GET
+// on the path) when MetricsSecure, as the kubebuilder v4 scaffold does.
+func metricsOptions(opts Options, tlsOpts []func(*tls.Config)) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: opts.MetricsAddr, TLSOpts: tlsOpts}
+	if opts.MetricsSecure {
+		m.SecureServing = true
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return m
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }

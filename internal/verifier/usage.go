@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -77,14 +78,61 @@ func (u *usageRecorder) flush(ctx context.Context) {
 	}
 }
 
+// write records a use at v.at unless the object already shows a use at the
+// same second or later: several replicas (and a flush that raced another)
+// write the same field, and lastUsedAt must never go backwards. The patch
+// carries the resourceVersion the decision was made on, so a write that
+// landed in between is a conflict rather than overwritten; then the object
+// is read again from the API server and the write retried once, only if it
+// is still newer.
 func (u *usageRecorder) write(ctx context.Context, k usageKey, v usage) error {
+	obj := newUsageObject(k)
+	if err := u.client.Get(ctx, types.NamespacedName{Namespace: k.namespace, Name: k.name}, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	for attempt := 0; ; attempt++ {
+		if !usageNewer(lastUsedAt(obj), v.at) {
+			return nil
+		}
+		at, _ := metav1.NewTime(v.at).MarshalJSON()
+		patch := fmt.Appendf(nil, `{"metadata":{"resourceVersion":%q},"status":{"lastUsedAt":%s,"lastUsedFrom":%q}}`, obj.GetResourceVersion(), at, v.from)
+		err := u.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+		if !apierrors.IsConflict(err) || attempt > 0 {
+			return client.IgnoreNotFound(err)
+		}
+		// The cache is behind the write that won: read the object itself.
+		fresh := newUsageObject(k)
+		if err := u.client.SubResource("status").Get(ctx, obj, fresh); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		obj = fresh
+	}
+}
+
+// usageNewer reports whether a use at at should replace the recorded
+// lastUsedAt: only when nothing is recorded or at is in a later second
+// (status times have one-second resolution, so a use within the recorded
+// second changes nothing).
+func usageNewer(recorded *metav1.Time, at time.Time) bool {
+	return recorded == nil || recorded.Time.Before(at.Truncate(time.Second))
+}
+
+func newUsageObject(k usageKey) client.Object {
 	var obj client.Object = &latchkeyv1alpha1.ApiClient{}
 	if k.kind == backing.KindCredentialGrant {
 		obj = &latchkeyv1alpha1.CredentialGrant{}
 	}
 	obj.SetNamespace(k.namespace)
 	obj.SetName(k.name)
-	at, _ := metav1.NewTime(v.at).MarshalJSON()
-	patch := fmt.Appendf(nil, `{"status":{"lastUsedAt":%s,"lastUsedFrom":%q}}`, at, v.from)
-	return client.IgnoreNotFound(u.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)))
+	return obj
+}
+
+func lastUsedAt(obj client.Object) *metav1.Time {
+	switch o := obj.(type) {
+	case *latchkeyv1alpha1.ApiClient:
+		return o.Status.LastUsedAt
+	case *latchkeyv1alpha1.CredentialGrant:
+		return o.Status.LastUsedAt
+	}
+	return nil
 }

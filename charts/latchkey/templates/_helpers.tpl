@@ -76,6 +76,49 @@ CRDs are cluster-wide anyway).
 latchkey-validating-webhook-configuration
 {{- end }}
 
+{{/*
+The token namespace: backing tokens (lk-*), client-id claims (lkid-*), the
+access-token signing keys and the verifier heartbeat, and nothing else, so the
+verifier's ServiceAccount can be given read access to exactly them.
+Default: <release namespace>-tokens.
+*/}}
+{{- define "latchkey.tokenNamespace" -}}
+{{- $ns := default (printf "%s-tokens" .Release.Namespace) .Values.tokenNamespace.name }}
+{{- if gt (len $ns) 63 }}
+{{- fail (printf "the token namespace %q is longer than 63 characters: set tokenNamespace.name" $ns) }}
+{{- end }}
+{{- if has $ns .Values.watchNamespaces }}
+{{- fail (printf "tokenNamespace.name %q is a watched namespace: the verifier would read every Secret of it; use a namespace of its own" $ns) }}
+{{- end }}
+{{- $ns }}
+{{- end }}
+
+{{/* Whether the manager's Pods serve the verification service too. */}}
+{{- define "latchkey.managerServesVerifier" -}}
+{{- if .Values.verifier.servedByManager }}true{{ end }}
+{{- end }}
+
+{{/* The metrics scheme, from metrics.secure. */}}
+{{- define "latchkey.metricsScheme" -}}
+{{- if .Values.metrics.secure }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/*
+What a metrics server needs when metrics.secure: it reviews the caller's
+bearer token (TokenReview) and asks whether the caller may GET /metrics
+(SubjectAccessReview).
+*/}}
+{{- define "latchkey.rules.metricsAuth" -}}
+{{- if .Values.metrics.secure -}}
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
+{{- end }}
+
 {{/* Namespaces the manager needs Roles in (namespaced mode), deduplicated. */}}
 {{- define "latchkey.watchedNamespaces" -}}
 {{- $out := list }}
