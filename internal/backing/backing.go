@@ -201,8 +201,20 @@ type Claim struct {
 // ClaimName is the Secret name of the claim on clientID: a hash of the id,
 // since a client id may hold characters a name may not.
 func ClaimName(clientID string) string {
+	return ClaimKey("", clientID)[1:]
+}
+
+// ClaimKey is the informer key (namespace/name) of the claim on clientID in
+// namespace, built with one allocation: the verifier looks it up on every
+// request.
+func ClaimKey(namespace, clientID string) string {
 	sum := sha256.Sum256([]byte(clientID))
-	return "lkid-" + hex.EncodeToString(sum[:16])
+	const prefix = "/lkid-"
+	b := make([]byte, 0, len(namespace)+len(prefix)+32)
+	b = append(b, namespace...)
+	b = append(b, prefix...)
+	b = hex.AppendEncode(b, sum[:16])
+	return string(b)
 }
 
 // Secret renders the claim as a Secret in namespace.

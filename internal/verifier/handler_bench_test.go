@@ -62,7 +62,8 @@ func memServer(b testing.TB) (*Server, string, *memWorld) {
 	cs, _ := token.NewClientSecret()
 	ct := backing.Token{ID: csID, Hash: token.HashGenerated(csID, cs), OwnerKind: backing.KindApiClient,
 		OwnerNamespace: "ns", OwnerName: "c", OwnerUID: "cu", ClientUID: "cu", ClientID: "id_x", Type: backing.TypeClientSecret}
-	for _, add := range []error{clients.Add(c), grants.Add(g), secrets.Add(bt.Secret("latchkey-system")), secrets.Add(ct.Secret("latchkey-system"))} {
+	for _, add := range []error{clients.Add(c), grants.Add(g), secrets.Add(bt.Secret("latchkey-system")), secrets.Add(ct.Secret("latchkey-system")),
+		secrets.Add(backing.Claim{ClientID: "id_x", ClientUID: "cu", OwnerNamespace: "ns", OwnerName: "c"}.Secret("latchkey-system"))} {
 		if add != nil {
 			b.Fatal(add)
 		}

@@ -183,14 +183,32 @@ func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]back
 // reconciled since an upgrade) is not ambiguity: backing tokens are written
 // only by the operator, after it claimed the id.
 func (l lookup) holds(ctx context.Context, t backing.Token) error {
-	sec, err := get(ctx, l, l.secrets, l.namespace, backing.ClaimName(t.ClientID), newSecret)
-	if apierrors.IsNotFound(err) {
-		return nil
+	var sec *corev1.Secret
+	if l.secrets != nil {
+		// The hot path: one indexer lookup, no error built for a miss.
+		o, ok, err := l.secrets.GetByKey(backing.ClaimKey(l.namespace, t.ClientID))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if sec, ok = o.(*corev1.Secret); !ok {
+			return fmt.Errorf("informer holds %T, not a Secret", o)
+		}
+	} else {
+		s, err := get(ctx, l, nil, l.namespace, backing.ClaimName(t.ClientID), newSecret)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sec = s
 	}
-	if err != nil {
-		return err
-	}
-	if c, err := backing.ClaimFromSecret(sec); err != nil || c.ClientUID != t.ClientUID || c.ClientID != t.ClientID {
+	// The name is derived from the id, so the id and holder suffice.
+	if sec.Type != backing.ClaimSecretType || sec.Labels[backing.LabelClientUID] != string(t.ClientUID) ||
+		sec.Annotations[backing.AnnotationClientID] != t.ClientID {
 		return reject(OutcomeRevoked)
 	}
 	return nil
