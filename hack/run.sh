@@ -7,7 +7,9 @@
 # - Without one, or with EMBEDDED=1, it runs cmd/latchkey-dev: an embedded
 #   control plane built from the Go module proxy (hack/control-plane.sh), the
 #   CRDs, a kubeconfig at .kube-local/kubeconfig (path printed) and the
-#   operator in-process, until Ctrl-C.
+#   operator in-process, until Ctrl-C. There the admission webhook is on: the
+#   local API server calls it on https://localhost:<port> with the operator's
+#   self-managed certificate (docs/admission.md, "Admission under make run").
 #
 # Extra manager flags: make run RUN_ARGS='--zap-log-level=debug'.
 set -euo pipefail

@@ -35,6 +35,7 @@ func TestEmbeddedRun(t *testing.T) {
 	// Any free port for the verifier: a developer's own make run (or a
 	// parallel test run) may hold the default 127.0.0.1:8082.
 	cmd := exec.Command(bin, "--kubeconfig-out", kubeconfig, "--crd-dir", filepath.Join(root, "config", "crd", "bases"),
+		"--webhook-manifest", filepath.Join(root, "config", "webhook", "manifests.yaml"),
 		"--verifier-bind-address", "127.0.0.1:0")
 	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -128,6 +129,8 @@ func TestEmbeddedRun(t *testing.T) {
 		t.Errorf("kubectl apply with changed spec.scopes failed without %q:\n%s", want, out)
 	}
 
+	checkAdmission(t, kubectl)
+
 	children := childPIDs(cmd.Process.Pid)
 	if len(children) < 2 && procAvailable() {
 		t.Errorf("want etcd and kube-apiserver as children of latchkey-dev, found pids %v", children)
@@ -185,4 +188,55 @@ func childPIDs(pid int) []int {
 func comm(pid int) string {
 	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
 	return strings.TrimSpace(string(b))
+}
+
+// checkAdmission is issue 15's "make run with admission": the embedded API
+// server calls the operator's webhook, so a rule that needs another object
+// (a grant holds a subset of its client's permissions) is enforced locally.
+func checkAdmission(t *testing.T, kubectl func(stdin string, args ...string) (string, error)) {
+	t.Helper()
+	const client = `apiVersion: latchkey.dev/v1alpha1
+kind: ApiClient
+metadata:
+  name: admission-check
+spec:
+  displayName: Admission check
+  scopes: [blogs]
+  permissions: [blogs.read]
+  tenant: "2"
+`
+	if out, err := kubectl(client, "apply", "-f", "-"); err != nil {
+		t.Fatalf("creating ApiClient admission-check: %v\n%s", err, out)
+	}
+	grant := func(name, permission string) string {
+		return `apiVersion: latchkey.dev/v1alpha1
+kind: CredentialGrant
+metadata:
+  name: ` + name + `
+spec:
+  clientName: admission-check
+  type: bearer
+  permissions: [` + permission + `]
+`
+	}
+
+	out, err := kubectl(grant("wider-than-client", "blogs.write"), "create", "-f", "-")
+	if err == nil {
+		t.Errorf("a CredentialGrant with blogs.write for a client holding only blogs.read was admitted:\n%s", out)
+	} else {
+		for _, want := range []string{
+			// Only the webhook can say this: the CRD's rules never see the
+			// ApiClient.
+			`ApiClient "admission-check" does not hold permission "blogs.write"`,
+			"add it to the ApiClient's spec.permissions",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the refusal of a grant wider than its client lacks %q:\n%s", want, out)
+			}
+		}
+	}
+
+	if out, err := kubectl(grant("within-client", "blogs.read"), "create", "-f", "-"); err != nil {
+		t.Errorf("a CredentialGrant with the client's own blogs.read was refused: %v\n%s", err, out)
+	}
 }

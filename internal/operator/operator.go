@@ -427,6 +427,9 @@ func (a admission) setup(mgr ctrl.Manager, opts Options) error {
 	if a.certsReady == nil {
 		return nil
 	}
+	// A certificate for a name other than the Service's (WebhookCertDNSName)
+	// means the operator runs outside a Pod, where no kubelet mounts the
+	// Secret: it writes the files into WebhookCertDir itself.
 	return certs.Setup(context.Background(), mgr, certs.Options{
 		Namespace:                opts.Namespace,
 		SecretName:               opts.WebhookCertSecretName,
@@ -434,6 +437,7 @@ func (a admission) setup(mgr ctrl.Manager, opts Options) error {
 		DNSName:                  opts.WebhookCertDNSName,
 		WebhookConfigurationName: webhookv1alpha1.WebhookConfigurationName,
 		CertDir:                  opts.WebhookCertDir,
+		WriteCertFiles:           opts.WebhookCertDNSName != "",
 		Ready:                    a.certsReady,
 		UniqueControllerName:     opts.SkipControllerNameValidation,
 	})

@@ -58,11 +58,25 @@ type Options struct {
 	// rotator cannot skip that check, so a process that builds several
 	// managers (tests restarting the operator) needs it.
 	UniqueControllerName bool
+	// WriteCertFiles makes the operator write tls.crt and tls.key from the
+	// Secret into CertDir itself, for a webhook served outside a Pod (no
+	// kubelet mounts the Secret there). Leave it false in a Pod: CertDir is
+	// then a read-only Secret volume.
+	WriteCertFiles bool
+	// FilePollInterval is how often WriteCertFiles re-reads the Secret for a
+	// renewed certificate; default 10s.
+	FilePollInterval time.Duration
 	// Ready is closed once the serving certificate is in CertDir and the CA
 	// bundle is injected; pass it to Gate. Required.
 	Ready chan struct{}
 }
 
+// The rotator injects the CA bundle into every webhook's clientConfig,
+// whether it names a Service or a URL, so a configuration that points at
+// https://localhost:<port>/... (an operator run outside the cluster) works
+// too. cert-controller issues DNS names only (no IP SANs): such a URL must use
+// a host name, such as localhost, given as DNSName.
+//
 // Setup ensures the certificate Secret exists and adds the rotator to the
 // manager, which closes opts.Ready once the serving certificate is in CertDir
 // and the CA bundle is injected. Call it before the manager starts.
@@ -117,6 +131,17 @@ func Setup(ctx context.Context, mgr manager.Manager, opts Options) error {
 	}
 	if err := rotator.AddRotator(mgr, r); err != nil {
 		return fmt.Errorf("adding the webhook certificate rotator: %w", err)
+	}
+	if opts.WriteCertFiles {
+		every := opts.FilePollInterval
+		if every <= 0 {
+			every = 10 * time.Second
+		}
+		// The API reader: the manager caches only the Secrets Latchkey
+		// issues (by label), not this one.
+		if err := mgr.Add(&fileWriter{reader: mgr.GetAPIReader(), key: key, dir: opts.CertDir, every: every}); err != nil {
+			return fmt.Errorf("adding the webhook certificate file writer: %w", err)
+		}
 	}
 	return nil
 }

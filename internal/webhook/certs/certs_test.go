@@ -257,3 +257,40 @@ func updateSecret(t *testing.T, key types.NamespacedName, mut func(*corev1.Secre
 		t.Fatal(err)
 	}
 }
+
+// TestWritesCertFilesOutsideAPod: with a certificate for a URL host
+// (WebhookCertDNSName) the operator runs outside a Pod, where no kubelet
+// mounts the Secret: it must write tls.crt and tls.key into its CertDir
+// itself, or the rotator waits for them and the webhook never serves.
+func TestWritesCertFilesOutsideAPod(t *testing.T) {
+	ctx := context.Background()
+	untrust(t)
+	certDir := filepath.Join(t.TempDir(), "not-yet-created")
+	env.WebhookInstallOptions.LocalServingCertDir = certDir
+	env.StartManager(t, operator.Options{
+		EnableWebhooks:        true,
+		CertManagement:        operator.CertManagementSelf,
+		WebhookCertDNSName:    "localhost",
+		MaxCredentialLifetime: time.Hour,
+	})
+	ns := env.Namespace(t)
+	testenv.Eventually(t, 90*time.Second, func() error { return webhookWorks(ctx, ns, "unmounted") })
+
+	var secret corev1.Secret
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: operator.DefaultNamespace, Name: certs.DefaultSecretName}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+		got, err := os.ReadFile(filepath.Join(certDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, secret.Data[name]) {
+			t.Errorf("%s in the cert dir is not the Secret's", name)
+		}
+		if fi, err := os.Stat(filepath.Join(certDir, name)); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is readable by others: %v", name, fi.Mode())
+		}
+	}
+	assertServing(t, secret.Data[corev1.TLSCertKey])
+}
