@@ -28,17 +28,15 @@ const (
 type SecretKeyReference struct {
 	// name of the Secret, in the ApiClient's namespace.
 	// +required
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.clientSecretRef.name must be the name of a Secret in the ApiClient's namespace: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (for example 'blog-reader-secret'), with no namespace and no '/'"
 	Name string `json:"name"`
 
 	// key in the Secret's data that holds the client secret.
 	// +optional
 	// +kubebuilder:default=client_secret
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="spec.clientSecretRef.key must be a key of the Secret's data: letters, digits, '-', '_' and '.' only (for example 'client_secret'); leave it out for the default client_secret"
 	Key string `json:"key,omitempty"`
 }
 
@@ -59,9 +57,8 @@ type ApiClientSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
-	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=63
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.all(s, s.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",message="each entry of spec.scopes must be a scope name: lower-case letters, digits and '-', starting and ending with a letter or digit, with no dot (for example 'blogs' or 'system'); a permission such as 'blogs.read' belongs in spec.permissions"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.scopes is immutable: create a new ApiClient with the scopes you need and delete this one"
 	Scopes []string `json:"scopes"`
 
@@ -74,16 +71,15 @@ type ApiClientSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9_]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9_]*[a-z0-9])?)+$`
+	// +kubebuilder:validation:XValidation:rule="self.all(p, p.matches('^[a-z0-9]([-a-z0-9_]*[a-z0-9])?([.][a-z0-9]([-a-z0-9_]*[a-z0-9])?)+$'))",message="each entry of spec.permissions must be a scope and an action joined by dots, in lower-case letters, digits, '-' and '_' (for example 'blogs.read' or 'proposals.votes.create_vote'): fix or remove the entry"
 	Permissions []string `json:"permissions,omitempty"`
 
 	// tenant is the organization the client is bound to (Decidim's
 	// organization_id). Required unless every scope is global ("system").
 	// Immutable.
 	// +optional
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')",message="spec.tenant must be the id or host of the organization: letters, digits, '-', '_' and '.', starting and ending with a letter or digit (for example '2' or 'org-2.example'); leave it out only when every scope is 'system'"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.tenant is immutable: create a new ApiClient bound to the other tenant and delete this one"
 	Tenant string `json:"tenant,omitempty"`
 
@@ -97,9 +93,8 @@ type ApiClientSpec struct {
 	// clientID fixes the client id (Decidim's --id) instead of a generated
 	// "id_..." one. Unique among all ApiClients. Immutable.
 	// +optional
-	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=128
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._~-]*$`
+	// +kubebuilder:validation:XValidation:rule="size(self) >= 3 && self.matches('^[A-Za-z0-9][A-Za-z0-9._~-]*$')",message="spec.clientID must be 3 to 128 characters: letters, digits, '.', '_', '~' and '-', starting with a letter or digit (for example 'blog-reader'); leave it out to have one generated"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.clientID is immutable: create a new ApiClient with the client id you need and delete this one"
 	ClientID string `json:"clientID,omitempty"`
 
@@ -129,7 +124,7 @@ type ApiClientSpec struct {
 	// client_id and client_secret. Defaults to the ApiClient's name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.secretName must be a Secret name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters (for example 'blog-reader-credentials'); leave it out to use the object's name"
 	SecretName string `json:"secretName,omitempty"`
 
 	// secretTemplate adds labels and annotations to the issued Secret.

@@ -13,6 +13,12 @@ const (
 	// ConditionRevoked is True once a CredentialGrant's backing token has
 	// been deleted for good (expiry, or its client gone).
 	ConditionRevoked = "Revoked"
+	// ConditionStalled is True while the object cannot make progress without
+	// a person (ReasonSecretConflict, ReasonClientIDConflict, ReasonExpired):
+	// its reason is the Ready condition's and its message says what to do.
+	// kstatus (Flux wait, Argo CD health) then reports Failed instead of
+	// waiting. It is absent otherwise.
+	ConditionStalled = "Stalled"
 )
 
 // Condition reasons.

@@ -27,9 +27,8 @@ type CredentialGrantSpec struct {
 	// until it exists the grant is not Ready (reason ClientNotFound).
 	// Immutable.
 	// +required
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.clientName must be the name of an ApiClient in this namespace: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (for example 'blog-reader')"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.clientName is immutable: create a new CredentialGrant for the other client and delete this one"
 	ClientName string `json:"clientName"`
 
@@ -42,7 +41,7 @@ type CredentialGrantSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9_]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9_]*[a-z0-9])?)+$`
+	// +kubebuilder:validation:XValidation:rule="self.all(p, p.matches('^[a-z0-9]([-a-z0-9_]*[a-z0-9])?([.][a-z0-9]([-a-z0-9_]*[a-z0-9])?)+$'))",message="each entry of spec.permissions must be a scope and an action joined by dots, in lower-case letters, digits, '-' and '_' (for example 'blogs.read' or 'proposals.votes.create_vote'): fix or remove the entry"
 	Permissions []string `json:"permissions,omitempty"`
 
 	// expiresAt is when the credential stops working (RFC 3339). A time in
@@ -66,7 +65,7 @@ type CredentialGrantSpec struct {
 	// the credential. Defaults to the CredentialGrant's name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="spec.secretName must be a Secret name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters (for example 'blog-reader-credentials'); leave it out to use the object's name"
 	SecretName string `json:"secretName,omitempty"`
 
 	// secretTemplate adds labels and annotations to the issued Secret.

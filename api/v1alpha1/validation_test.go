@@ -51,6 +51,16 @@ const (
 	msgPermissionScope     = "each permission must start with one of spec.scopes and a dot"
 	msgClientNameImmutable = "spec.clientName is immutable: create a new CredentialGrant for the other client and delete this one"
 	msgTypeImmutable       = "spec.type is immutable: create a new CredentialGrant of the type you need and delete this one"
+
+	// What the schema says instead of a regular expression.
+	msgScopeName      = "each entry of spec.scopes must be a scope name: lower-case letters, digits and '-', starting and ending with a letter or digit, with no dot (for example 'blogs' or 'system'); a permission such as 'blogs.read' belongs in spec.permissions"
+	msgPermissionName = "each entry of spec.permissions must be a scope and an action joined by dots, in lower-case letters, digits, '-' and '_' (for example 'blogs.read' or 'proposals.votes.create_vote'): fix or remove the entry"
+	msgTenantName     = "spec.tenant must be the id or host of the organization: letters, digits, '-', '_' and '.', starting and ending with a letter or digit (for example '2' or 'org-2.example'); leave it out only when every scope is 'system'"
+	msgClientIDName   = "spec.clientID must be 3 to 128 characters: letters, digits, '.', '_', '~' and '-', starting with a letter or digit (for example 'blog-reader'); leave it out to have one generated"
+	msgSecretRefName  = "spec.clientSecretRef.name must be the name of a Secret in the ApiClient's namespace: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (for example 'blog-reader-secret'), with no namespace and no '/'"
+	msgSecretRefKey   = "spec.clientSecretRef.key must be a key of the Secret's data: letters, digits, '-', '_' and '.' only (for example 'client_secret'); leave it out for the default client_secret"
+	msgSecretName     = "spec.secretName must be a Secret name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters (for example 'blog-reader-credentials'); leave it out to use the object's name"
+	msgClientName     = "spec.clientName must be the name of an ApiClient in this namespace: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (for example 'blog-reader')"
 )
 
 func TestApiClientSchema(t *testing.T) {
@@ -140,12 +150,17 @@ spec:
 		{
 			name:    "scope with upper case",
 			obj:     `{kind: ApiClient, spec: {scopes: [Blogs], tenant: "2"}}`,
-			wantErr: "spec.scopes[0] in body should match",
+			wantErr: "spec.scopes: Invalid value: " + msgScopeName,
 		},
 		{
 			name:    "scope with a dot",
 			obj:     `{kind: ApiClient, spec: {scopes: [blogs.read], tenant: "2"}}`,
-			wantErr: "spec.scopes[0] in body should match",
+			wantErr: msgScopeName,
+		},
+		{
+			name:    "scope empty",
+			obj:     `{kind: ApiClient, spec: {scopes: [""], tenant: "2"}}`,
+			wantErr: msgScopeName,
 		},
 		{
 			name:    "scope longer than 63",
@@ -172,7 +187,7 @@ spec:
 		{
 			name:    "permission without a name after the scope",
 			obj:     `{kind: ApiClient, spec: {scopes: [blogs], permissions: [blogs], tenant: "2"}}`,
-			wantErr: "spec.permissions[0] in body should match",
+			wantErr: "spec.permissions: Invalid value: " + msgPermissionName,
 		},
 		{
 			name:    "permission duplicated",
@@ -199,24 +214,24 @@ spec:
 		{
 			name:    "tenant empty",
 			obj:     `{kind: ApiClient, spec: {scopes: [blogs], tenant: ""}}`,
-			wantErr: "spec.tenant in body should be at least 1 chars long",
+			wantErr: `spec.tenant: Invalid value: "": ` + msgTenantName,
 		},
 		{
 			name:    "tenant with a space",
 			obj:     `{kind: ApiClient, spec: {scopes: [blogs], tenant: "org 2"}}`,
-			wantErr: "spec.tenant in body should match",
+			wantErr: msgTenantName,
 		},
 
 		// Client id and secret reference.
 		{
 			name:    "clientID too short",
 			obj:     `{kind: ApiClient, spec: {scopes: [system], clientID: ab}}`,
-			wantErr: "spec.clientID in body should be at least 3 chars long",
+			wantErr: `spec.clientID: Invalid value: "ab": ` + msgClientIDName,
 		},
 		{
 			name:    "clientID with a space",
 			obj:     `{kind: ApiClient, spec: {scopes: [system], clientID: "sysadmin org"}}`,
-			wantErr: "spec.clientID in body should match",
+			wantErr: msgClientIDName,
 		},
 		{
 			name:    "clientID longer than 128",
@@ -236,7 +251,22 @@ spec:
 		{
 			name:    "clientSecretRef key with a slash",
 			obj:     `{kind: ApiClient, spec: {scopes: [system], clientSecretRef: {name: s, key: a/b}}}`,
-			wantErr: "spec.clientSecretRef.key in body should match",
+			wantErr: `spec.clientSecretRef.key: Invalid value: "a/b": ` + msgSecretRefKey,
+		},
+		{
+			name:    "clientSecretRef name with a namespace",
+			obj:     `{kind: ApiClient, spec: {scopes: [system], clientSecretRef: {name: other/s}}}`,
+			wantErr: `spec.clientSecretRef.name: Invalid value: "other/s": ` + msgSecretRefName,
+		},
+		{
+			name:    "clientSecretRef name not a Secret name",
+			obj:     `{kind: ApiClient, spec: {scopes: [system], clientSecretRef: {name: My_Secret}}}`,
+			wantErr: msgSecretRefName,
+		},
+		{
+			name:    "clientSecretRef name empty",
+			obj:     `{kind: ApiClient, spec: {scopes: [system], clientSecretRef: {name: ""}}}`,
+			wantErr: msgSecretRefName,
 		},
 
 		// Other fields.
@@ -253,7 +283,7 @@ spec:
 		{
 			name:    "secretName not a DNS subdomain",
 			obj:     `{kind: ApiClient, spec: {scopes: [system], secretName: My_Secret}}`,
-			wantErr: "spec.secretName in body should match",
+			wantErr: `spec.secretName: Invalid value: "My_Secret": ` + msgSecretName,
 		},
 		{
 			name:    "active not a boolean",
@@ -390,7 +420,32 @@ spec:
 		{
 			name:    "clientName not a resource name",
 			obj:     `{kind: CredentialGrant, spec: {clientName: Blogs_Reader}}`,
-			wantErr: "spec.clientName in body should match",
+			wantErr: `spec.clientName: Invalid value: "Blogs_Reader": ` + msgClientName,
+		},
+		{
+			name:    "clientName empty",
+			obj:     `{kind: CredentialGrant, spec: {clientName: ""}}`,
+			wantErr: msgClientName,
+		},
+		{
+			name:    "secretName not a DNS subdomain",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, secretName: -creds}}`,
+			wantErr: `spec.secretName: Invalid value: "-creds": ` + msgSecretName,
+		},
+		{
+			name:    "secretName longer than 253",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, secretName: ` + strings.Repeat("s", 254) + `}}`,
+			wantErr: "spec.secretName: Too long: may not be more than 253",
+		},
+		{
+			name:    "clientName longer than 253",
+			obj:     `{kind: CredentialGrant, spec: {clientName: ` + strings.Repeat("c", 254) + `}}`,
+			wantErr: "spec.clientName: Too long: may not be more than 253",
+		},
+		{
+			name:    "permission longer than 253",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, permissions: [blogs.` + strings.Repeat("r", 248) + `]}}`,
+			wantErr: "spec.permissions[0]: Too long: may not be more than 253",
 		},
 		{
 			name:    "type outside the enum",
@@ -415,7 +470,7 @@ spec:
 		{
 			name:    "permission without a dot",
 			obj:     `{kind: CredentialGrant, spec: {clientName: c, permissions: [read]}}`,
-			wantErr: "spec.permissions[0] in body should match",
+			wantErr: "spec.permissions: Invalid value: " + msgPermissionName,
 		},
 
 		// Updates.
@@ -619,6 +674,7 @@ func runSchemaCases(t *testing.T, cases []schemaCase) {
 			if !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("error does not contain %q:\n%v", tc.wantErr, err)
 			}
+			assertActionable(t, err)
 		})
 	}
 }
@@ -652,4 +708,20 @@ func numbered(prefix string, n int) string {
 		items[i] = prefix + strconv.Itoa(i)
 	}
 	return strings.Join(items, ", ")
+}
+
+// assertActionable: a rejection names the field it is about and says what is
+// wanted in words (or the limit, or the supported values), never as a
+// regular expression a person has to decode.
+func assertActionable(t *testing.T, err error) {
+	t.Helper()
+	msg := err.Error()
+	if !strings.Contains(msg, "spec.") && !strings.Contains(msg, "metadata.") {
+		t.Errorf("the rejection names no field:\n%s", msg)
+	}
+	for _, regex := range []string{"should match", "^[", "[a-z", "[A-Za-z", "]*", ")?", "$'", "+$"} {
+		if strings.Contains(msg, regex) {
+			t.Errorf("the rejection shows a regular expression (%q) instead of saying what to do:\n%s", regex, msg)
+		}
+	}
 }

@@ -3,7 +3,9 @@ package controller
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,7 +32,8 @@ const (
 	KeyClientID                   = "client_id"
 	KeyClientSecret               = "client_secret"
 	ApiClientKind                 = "ApiClient"
-	reasonSecretRefKeyNotFoundFmt = "Secret %q in namespace %q has no key %q: add the key; the client is issued as soon as it exists"
+	reasonSecretRefNotFoundFmt    = "Secret %q (spec.clientSecretRef) does not exist in namespace %q: create it with key %q; the client is issued as soon as it exists"
+	reasonSecretRefKeyNotFoundFmt = "Secret %q (spec.clientSecretRef) in namespace %q has no key %q, or it is empty: add the key with the client secret; the client is issued as soon as it exists"
 )
 
 // ApiClientReconciler issues an ApiClient's client id and secret into its
@@ -80,6 +83,10 @@ type clientState struct {
 	claim      claimState
 	current    *backing.Token
 	secretName string
+	// keepTokenID: nothing is current (blocked, consumer Secret gone) but
+	// the backing token status records as delivered is kept: status goes on
+	// recording it, so that a later new secret is a Reissue (a warning).
+	keepTokenID bool
 	// notReadyReason/Message explain why no secret is issued now.
 	notReadyReason, notReadyMessage string
 }
@@ -127,6 +134,8 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 		}
 	}
 	st.current = p.Current
+	st.keepTokenID = p.Action == actionKeep && p.Current == nil && c.Status.TokenID != "" &&
+		slices.ContainsFunc(o.Tokens, func(t backing.Token) bool { return t.ID == c.Status.TokenID }) && !slices.Contains(p.Delete, c.Status.TokenID)
 	switch p.Action {
 	case actionKeep:
 		if err := r.settle(ctx, p, st.now, o.Grace); err != nil {
@@ -151,7 +160,9 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 		}
 	}
 	switch st.notReadyReason {
-	case latchkeyv1alpha1.ReasonSecretRefNotFound, latchkeyv1alpha1.ReasonClientIDConflict:
+	case latchkeyv1alpha1.ReasonSecretRefNotFound, latchkeyv1alpha1.ReasonClientIDConflict, latchkeyv1alpha1.ReasonSecretConflict:
+		// Nothing watched tells when the person acted (a foreign Secret is
+		// not cached): look again, less and less often.
 		return ctrl.Result{RequeueAfter: waitBackoff(waitedSince(c.Status.Conditions, st.now))}, nil
 	}
 	return ctrl.Result{RequeueAfter: p.RequeueAfter}, nil
@@ -160,7 +171,8 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 // observe gathers the consumer Secret, the backing tokens and the referenced
 // Secret, and turns them into the facts decide needs.
 func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.ApiClient, st *clientState, confirm bool) (*corev1.Secret, []byte, observed, error) {
-	o := observed{Now: st.now, ClientUID: c.UID, RotateWanted: c.Annotations[latchkeyv1alpha1.AnnotationRotate], Grace: grace(c.Spec.Rotation)}
+	o := observed{Now: st.now, ClientUID: c.UID, RotateWanted: c.Annotations[latchkeyv1alpha1.AnnotationRotate], Grace: grace(c.Spec.Rotation),
+		DeliveredTokenID: c.Status.TokenID}
 	sec, foreign, err := r.currentSecret(ctx, c, st.secretName, c.Status.SecretName, confirm)
 	if err != nil {
 		return nil, nil, o, err
@@ -189,7 +201,8 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 	var source []byte
 	if ref := c.Spec.ClientSecretRef; ref != nil && !o.Blocked {
 		if source, err = r.referencedSecret(ctx, c.Namespace, ref); err != nil {
-			if !apierrors.IsNotFound(err) {
+			var missing *secretRefMissing
+			if !errors.As(err, &missing) {
 				return nil, nil, o, err
 			}
 			o.Blocked = true
@@ -228,9 +241,16 @@ func (r *ApiClientReconciler) secretMatches(c *latchkeyv1alpha1.ApiClient, sec *
 	return false
 }
 
+// secretRefMissing is why the Secret of spec.clientSecretRef cannot be used
+// yet: its message, written for a person, becomes the SecretRefNotFound
+// condition's message as it is.
+type secretRefMissing struct{ message string }
+
+func (e *secretRefMissing) Error() string { return e.message }
+
 // referencedSecret reads the user's Secret uncached (it carries no Latchkey
 // label, and caching every Secret in the cluster is what we avoid). A missing
-// Secret or key, or a secret shorter than the minimum, is a NotFound error
+// Secret or key, or a secret shorter than the minimum, is a *secretRefMissing
 // whose message says what to do: the client is then not issued (Ready=False,
 // SecretRefNotFound); credentials already issued are kept.
 func (r *ApiClientReconciler) referencedSecret(ctx context.Context, ns string, ref *latchkeyv1alpha1.SecretKeyReference) ([]byte, error) {
@@ -241,20 +261,18 @@ func (r *ApiClientReconciler) referencedSecret(ctx context.Context, ns string, r
 	sec := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, apierrors.NewNotFound(corev1.Resource("secrets"), fmt.Sprintf(
-				"%s (spec.clientSecretRef): create Secret %q in namespace %q with key %q; the client is issued as soon as it exists", ref.Name, ref.Name, ns, refKey(ref)))
+			return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefNotFoundFmt, ref.Name, ns, refKey(ref))}
 		}
 		return nil, fmt.Errorf("reading Secret %s/%s of spec.clientSecretRef: %w", ns, ref.Name, err)
 	}
 	v, ok := sec.Data[refKey(ref)]
 	if !ok || len(v) == 0 {
-		return nil, apierrors.NewNotFound(corev1.Resource("secrets"), fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, refKey(ref)))
+		return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, refKey(ref))}
 	}
 	if len([]rune(string(v))) < minChosenSecretLength {
 		// The length is not told: it is a hint about the secret.
-		return nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 404, Reason: metav1.StatusReasonNotFound,
-			Message: fmt.Sprintf("Secret %q in namespace %q: key %q (spec.clientSecretRef) holds fewer than %d characters, too short for a client secret: put a random one there (for example: openssl rand -base64 32), or remove spec.clientSecretRef to have a secret generated; the client is issued as soon as it is long enough",
-				ref.Name, ns, refKey(ref), minChosenSecretLength)}}
+		return nil, &secretRefMissing{fmt.Sprintf("Secret %q in namespace %q: key %q (spec.clientSecretRef) holds fewer than %d characters, too short for a client secret: put a random one there (for example: openssl rand -base64 32), or remove spec.clientSecretRef to have a secret generated; the client is issued as soon as it is long enough",
+			ref.Name, ns, refKey(ref), minChosenSecretLength)}
 	}
 	return v, nil
 }
@@ -326,7 +344,9 @@ func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientSt
 		s.ClientID = "" // not recorded until it holds the id
 	}
 	s.SecretName = st.secretName
-	s.TokenID, s.IssuedAt = "", nil
+	if !st.keepTokenID {
+		s.TokenID, s.IssuedAt = "", nil
+	}
 	if st.current != nil {
 		s.TokenID = st.current.ID
 		s.IssuedAt = &metav1.Time{Time: st.current.CreatedAt.UTC().Truncate(time.Second)}
@@ -351,6 +371,11 @@ func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientSt
 	}
 	setCondition(&s.Conditions, ready, c.Generation)
 	setCondition(&s.Conditions, active, c.Generation)
+	if ready.Status == metav1.ConditionFalse {
+		setStalled(&s.Conditions, ready.Reason, ready.Message, c.Generation)
+	} else {
+		setStalled(&s.Conditions, "", "", c.Generation)
+	}
 	setReadyMetric(ApiClientKind, c.Namespace, c.Name, ready.Status == metav1.ConditionTrue)
 	return s
 }

@@ -124,12 +124,18 @@ func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latch
 	}
 
 	_, untilExpiry := expiry(timePtr(g.Spec.ExpiresAt), st.now)
+	if st.notReadyReason == latchkeyv1alpha1.ReasonSecretConflict {
+		// A foreign Secret is not cached, so its deletion is not seen: look
+		// again, less and less often.
+		return ctrl.Result{RequeueAfter: minPositive(waitBackoff(waitedSince(g.Status.Conditions, st.now)), untilExpiry)}, nil
+	}
 	return ctrl.Result{RequeueAfter: minPositive(p.RequeueAfter, untilExpiry)}, nil
 }
 
 // observe gathers the client, the consumer Secret and the backing tokens.
 func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState, confirm bool) (*corev1.Secret, observed, error) {
-	o := observed{Now: st.now, RotateWanted: g.Annotations[latchkeyv1alpha1.AnnotationRotate], Grace: grace(g.Spec.Rotation)}
+	o := observed{Now: st.now, RotateWanted: g.Annotations[latchkeyv1alpha1.AnnotationRotate], Grace: grace(g.Spec.Rotation),
+		DeliveredTokenID: g.Status.TokenID}
 	st.notReadyReason, st.notReadyMessage = "", ""
 	st.client, st.clientID = nil, ""
 	c := &latchkeyv1alpha1.ApiClient{}
@@ -320,6 +326,16 @@ func (r *CredentialGrantReconciler) status(g *latchkeyv1alpha1.CredentialGrant, 
 	setCondition(&s.Conditions, ready, g.Generation)
 	setCondition(&s.Conditions, expired, g.Generation)
 	setCondition(&s.Conditions, revoked, g.Generation)
+	// An expired grant is stalled whatever else is wrong with it (its client
+	// gone too): only a later spec.expiresAt brings it back.
+	switch {
+	case st.expired:
+		setStalled(&s.Conditions, latchkeyv1alpha1.ReasonExpired, expired.Message, g.Generation)
+	case ready.Status == metav1.ConditionFalse:
+		setStalled(&s.Conditions, ready.Reason, ready.Message, g.Generation)
+	default:
+		setStalled(&s.Conditions, "", "", g.Generation)
+	}
 	setReadyMetric(CredentialGrantKind, g.Namespace, g.Name, ready.Status == metav1.ConditionTrue)
 	return s
 }
@@ -332,7 +348,8 @@ func (r *CredentialGrantReconciler) readyCondition(g *latchkeyv1alpha1.Credentia
 	case st.notReadyReason != "":
 		return notReady(st.notReadyReason, st.notReadyMessage)
 	case st.expired:
-		return notReady(latchkeyv1alpha1.ReasonExpired, "The credential has expired")
+		return notReady(latchkeyv1alpha1.ReasonExpired, fmt.Sprintf(
+			"The credential expired at spec.expiresAt %s and is revoked: set a later spec.expiresAt to issue a new one, or delete this CredentialGrant", formatTime(timePtr(g.Spec.ExpiresAt))))
 	case st.current == nil:
 		return notReady(latchkeyv1alpha1.ReasonIssueFailed, "No credential is issued yet")
 	case !st.client.IsActive():

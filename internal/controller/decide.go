@@ -48,6 +48,12 @@ type observed struct {
 	// differs from what was issued (some key edited, added or removed).
 	Tampered bool
 
+	// DeliveredTokenID is the token id the object's status records as issued
+	// (status.tokenID): the last secret a consumer Secret held. A backing
+	// token that is neither it nor retiring was never delivered (a crash
+	// between creating it and writing the consumer Secret).
+	DeliveredTokenID string
+
 	// Tokens are the owner's backing tokens.
 	Tokens []backing.Token
 	// ClientUID is the UID of the ApiClient the tokens must belong to; a
@@ -103,7 +109,10 @@ func decide(o observed) plan {
 	case o.Blocked:
 		p.Action = actionKeep
 		p.Current = current
-	case !o.SecretExists && len(o.Tokens) == 0:
+	case !o.SecretExists && !o.delivered():
+		// Nothing issued yet, or only orphans of a crash before their
+		// consumer Secret was written: no consumer ever saw a value, so this
+		// is a first issue, not a reissue; the orphans go below.
 		p.Action = actionIssue
 	case current == nil || !o.SecretMatches:
 		// Lost or altered: the old secret may be in the wrong hands, so every
@@ -144,6 +153,18 @@ func decide(o observed) plan {
 		}
 	}
 	return p
+}
+
+// delivered reports whether some backing token holds a value that a consumer
+// Secret held: the one status records as issued, or one retiring after a
+// rotation.
+func (o observed) delivered() bool {
+	for _, t := range o.Tokens {
+		if t.RetireAt != nil || o.DeliveredTokenID != "" && t.ID == o.DeliveredTokenID {
+			return true
+		}
+	}
+	return false
 }
 
 // expiry reports whether a credential expiring at expiresAt has expired at

@@ -14,7 +14,7 @@ func TestDecide(t *testing.T) {
 	tok := func(id string, retire *time.Time) backing.Token {
 		return backing.Token{ID: id, ClientUID: "c1", RetireAt: retire}
 	}
-	consistent := observed{SecretExists: true, SecretTokenID: "a", SecretMatches: true,
+	consistent := observed{SecretExists: true, SecretTokenID: "a", SecretMatches: true, DeliveredTokenID: "a",
 		Tokens: []backing.Token{tok("a", nil)}, ClientUID: "c1", Now: now}
 	with := func(f func(*observed)) observed { o := consistent; o.Tokens = slices.Clone(o.Tokens); f(&o); return o }
 
@@ -29,6 +29,22 @@ func TestDecide(t *testing.T) {
 		{name: "consistent: keep, no writes", in: consistent, want: actionKeep},
 		{name: "consumer Secret deleted: reissue, old token revoked",
 			in: with(func(o *observed) { o.SecretExists = false }), want: actionReissue, del: []string{"a"}},
+		{name: "crash before the first consumer Secret: issue (no consumer saw the orphan), orphan deleted",
+			in: observed{Tokens: []backing.Token{tok("x", nil)}, ClientUID: "c1", Now: now}, want: actionIssue, del: []string{"x"}},
+		{name: "crash before the first consumer Secret, twice: issue, every orphan deleted",
+			in:   observed{Tokens: []backing.Token{tok("x", nil), tok("y", nil)}, ClientUID: "c1", Now: now},
+			want: actionIssue, del: []string{"x", "y"}},
+		{name: "orphan while status records a token that is gone: issue",
+			in:   observed{DeliveredTokenID: "a", Tokens: []backing.Token{tok("x", nil)}, ClientUID: "c1", Now: now},
+			want: actionIssue, del: []string{"x"}},
+		{name: "consumer Secret deleted, then a crash before its reissue was written: still reissue",
+			in:   with(func(o *observed) { o.SecretExists = false; o.Tokens = append(o.Tokens, tok("x", nil)) }),
+			want: actionReissue, del: []string{"a", "x"}},
+		{name: "consumer Secret deleted during a rotation's grace period: reissue",
+			in: with(func(o *observed) {
+				o.SecretExists, o.DeliveredTokenID = false, "b"
+				o.Tokens = []backing.Token{tok("a", at(time.Minute)), tok("b", nil)}
+			}), want: actionReissue, del: []string{"a", "b"}},
 		{name: "consumer Secret edited: reissue",
 			in: with(func(o *observed) { o.SecretMatches = false }), want: actionReissue, del: []string{"a"}},
 		{name: "backing token gone: reissue",

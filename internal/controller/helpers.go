@@ -80,6 +80,27 @@ func setCondition(conds *[]metav1.Condition, c metav1.Condition, generation int6
 	meta.SetStatusCondition(conds, c)
 }
 
+// stalledReasons are the Ready=False reasons that no retry can resolve:
+// only a person can (delete a foreign Secret, pick another client id, set a
+// later expiresAt).
+var stalledReasons = map[string]bool{
+	latchkeyv1alpha1.ReasonSecretConflict:   true,
+	latchkeyv1alpha1.ReasonClientIDConflict: true,
+	latchkeyv1alpha1.ReasonExpired:          true,
+}
+
+// setStalled sets Stalled=True with the reason and message (what to do) when
+// reason is one that only a person can resolve, and removes Stalled
+// otherwise, so kstatus reports Failed instead of InProgress forever.
+func setStalled(conds *[]metav1.Condition, reason, message string, generation int64) {
+	if !stalledReasons[reason] {
+		meta.RemoveStatusCondition(conds, latchkeyv1alpha1.ConditionStalled)
+		return
+	}
+	setCondition(conds, metav1.Condition{Type: latchkeyv1alpha1.ConditionStalled, Status: metav1.ConditionTrue,
+		Reason: reason, Message: message}, generation)
+}
+
 // waitedSince is how long the Ready condition has been in its current state.
 func waitedSince(conds []metav1.Condition, now time.Time) time.Duration {
 	if c := meta.FindStatusCondition(conds, latchkeyv1alpha1.ConditionReady); c != nil {

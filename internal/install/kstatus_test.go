@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,7 +21,10 @@ import (
 // TestKstatus: what Flux (kstatus), and the Argo CD health check in
 // docs/install.md, compute for Latchkey's objects. Current only when Ready
 // for the generation in spec; InProgress while not Ready (a missing client,
-// an expired credential) or while the operator has not seen the latest spec.
+// a client not Ready yet) or while the operator has not seen the latest spec;
+// Failed when only a person can help (Stalled=True: a foreign Secret in the
+// way, an expired credential), so a Flux wait or an Argo CD sync stops
+// waiting and says why.
 func TestKstatus(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -69,11 +73,26 @@ func TestKstatus(t *testing.T) {
 			Spec:       latchkeyv1alpha1.CredentialGrantSpec{ClientName: "reader", ExpiresAt: &past},
 		},
 	}
+	objs = append(objs, &latchkeyv1alpha1.CredentialGrant{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "conflict-token"},
+		Spec:       latchkeyv1alpha1.CredentialGrantSpec{ClientName: "reader"},
+	})
+	// Someone else's Secret of the grant's name: Latchkey never overwrites it.
+	if err := env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "conflict-token"},
+		StringData: map[string]string{"token": "not Latchkey's"}}); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]status.Status{
-		"ApiClient/reader":              status.CurrentStatus,
-		"CredentialGrant/reader-token":  status.CurrentStatus,
-		"CredentialGrant/orphan-token":  status.InProgressStatus, // Ready=False ClientNotFound
-		"CredentialGrant/expired-token": status.InProgressStatus, // Ready=False Expired
+		"ApiClient/reader":               status.CurrentStatus,
+		"CredentialGrant/reader-token":   status.CurrentStatus,
+		"CredentialGrant/orphan-token":   status.InProgressStatus, // Ready=False ClientNotFound: applied before its client
+		"CredentialGrant/expired-token":  status.FailedStatus,     // Stalled=True Expired
+		"CredentialGrant/conflict-token": status.FailedStatus,     // Stalled=True SecretConflict
+	}
+	// What Failed says: what to do.
+	wantMessage := map[string]string{
+		"CredentialGrant/expired-token":  "set a later spec.expiresAt",
+		"CredentialGrant/conflict-token": "delete it, or set spec.secretName to another name",
 	}
 	t.Run("reconciled", func(t *testing.T) {
 		// The operator runs for this subtest only.
@@ -92,6 +111,11 @@ func TestKstatus(t *testing.T) {
 			}
 			return nil
 		})
+		for key, m := range wantMessage {
+			if res := compute(t, ns, key); !strings.Contains(res.Message, m) {
+				t.Errorf("%s: kstatus message %q, want it to say %q", key, res.Message, m)
+			}
+		}
 		// Not a transient state: still the same a moment later.
 		time.Sleep(time.Second)
 		for key, w := range want {

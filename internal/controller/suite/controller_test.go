@@ -331,6 +331,13 @@ func TestReissueAndApplyOrder(t *testing.T) {
 		c.Spec.ClientSecretRef = &latchkeyv1alpha1.SecretKeyReference{Name: "chosen", Key: "password"}
 	})
 	f.waitCondition(fixed, latchkeyv1alpha1.ConditionReady, metav1.ConditionFalse, latchkeyv1alpha1.ReasonSecretRefNotFound)
+	// The message is written for a person, not a NotFound error's text.
+	for _, cond := range fixed.Status.Conditions {
+		if cond.Type == latchkeyv1alpha1.ConditionReady {
+			f.g.Expect(cond.Message).To(Equal(fmt.Sprintf(`Secret "chosen" (spec.clientSecretRef) does not exist in namespace %q: `+
+				`create it with key "password"; the client is issued as soon as it exists`, f.ns)))
+		}
+	}
 	f.g.Expect(env.Client.Create(f.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "chosen", Namespace: f.ns},
 		StringData: map[string]string{"password": "my-insecure-password"}})).To(Succeed())
 	f.waitReady(fixed)
