@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,26 +44,7 @@ func TestMain(m *testing.M) {
 		dist, build = filepath.Join(dir, "dist"), filepath.Join(dir, "build")
 
 		// Build the release while the control plane starts.
-		var releaseErr error
-		var wg sync.WaitGroup
-		wg.Go(func() { releaseErr = buildRelease() })
-		e, err := testenv.Start(testenv.Options{})
-		wg.Wait()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() {
-			if err := e.Stop(); err != nil {
-				fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-			}
-		}()
-		if releaseErr != nil {
-			fmt.Fprintln(os.Stderr, releaseErr)
-			return 1
-		}
-		env = e
-		return m.Run()
+		return testenv.RunWhileStarting(m, &env, testenv.Options{}, buildRelease)
 	}())
 }
 

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/latchkey-dev/latchkey/internal/testenv"
@@ -38,34 +37,16 @@ func TestMain(m *testing.M) {
 	}
 	// Build the manager while the control plane starts.
 	managerBin = filepath.Join(dir, "manager")
-	var buildErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		cmd := exec.Command("go", "build", "-o", managerBin, "./cmd")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building the manager: %v\n%s", err, out)
-		}
-	})
 	code := func() int {
 		defer func() { _ = os.RemoveAll(dir) }()
-		e, err := testenv.Start(testenv.Options{})
-		wg.Wait()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() {
-			if err := e.Stop(); err != nil {
-				fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+		return testenv.RunWhileStarting(m, &env, testenv.Options{}, func() error {
+			cmd := exec.Command("go", "build", "-o", managerBin, "./cmd")
+			cmd.Dir = testenv.RepoRoot()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("building the manager: %v\n%s", err, out)
 			}
-		}()
-		if buildErr != nil {
-			fmt.Fprintln(os.Stderr, buildErr)
-			return 1
-		}
-		env = e
-		return m.Run()
+			return nil
+		})
 	}()
 	os.Exit(code)
 }

@@ -104,6 +104,33 @@ func Main(m *testing.M, out **Env, opts Options) {
 	os.Exit(code)
 }
 
+// RunWhileStarting is a TestMain body for suites that must also build
+// something (binaries, a release): prepare runs while the control plane
+// starts, the tests run once both are done, and the control plane is stopped
+// after. It returns the exit code.
+func RunWhileStarting(m *testing.M, out **Env, opts Options, prepare func() error) int {
+	var prepErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { prepErr = prepare() })
+	e, err := Start(opts)
+	wg.Wait()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := e.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+		}
+	}()
+	if prepErr != nil {
+		fmt.Fprintln(os.Stderr, prepErr)
+		return 1
+	}
+	*out = e
+	return m.Run()
+}
+
 var nsCounter atomic.Int64
 
 // Namespace creates a fresh namespace for one test and deletes it after.
