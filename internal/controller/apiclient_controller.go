@@ -67,10 +67,13 @@ func (r *ApiClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	st := &clientState{now: r.Now()}
 	res, err := r.reconcileSecret(ctx, c, st)
+	if errors.Is(err, errCacheBehind) {
+		return ctrl.Result{RequeueAfter: cacheBehindRetry}, nil
+	}
 	if err != nil {
 		st.fail(err)
 	}
-	if serr := patchStatus(ctx, r.Client, c, &c.Status, r.status(c, st)); serr != nil && err == nil {
+	if serr := patchStatus(ctx, r.Client, r.issued, c, &c.Status, r.status(c, st)); serr != nil && err == nil {
 		err = serr
 	}
 	return res, err
@@ -111,7 +114,7 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 		sec    *corev1.Secret
 		source []byte
 	)
-	o, p, err := decideConfirmed(func(confirm bool) (o observed, err error) {
+	o, p, err := r.decideConfirmed(st.now, c.UID, func(confirm bool) (o observed, err error) {
 		sec, source, o, err = r.observe(ctx, c, st, confirm)
 		return o, err
 	})
@@ -332,6 +335,7 @@ func (r *ApiClientReconciler) revoke(ctx context.Context, c *latchkeyv1alpha1.Ap
 		"Deleted the backing tokens of client %s and of its grants", c.Status.ClientID)
 	metricRevoked.WithLabelValues(ApiClientKind, "deleted").Inc()
 	forgetMetrics(ApiClientKind, c.Namespace, c.Name)
+	r.issued.forget(c.UID)
 	return removeFinalizer(ctx, r.Client, c)
 }
 

@@ -63,27 +63,37 @@ func (s *store) clientIDClaim(ctx context.Context, c *latchkeyv1alpha1.ApiClient
 
 // takeClaim makes c the holder of clientID. The create is atomic in the API
 // server: of two clients racing for one id exactly one succeeds; the other
-// gets false and reports the conflict. A claim left by a deleted client is
-// deleted first (with a UID precondition, so a fresh claim is never lost).
+// gets false and reports the conflict. Only when a claim exists is it read
+// (uncached): it may be c's own, not yet in the cache, or one left by a
+// deleted client, which is deleted first (with a UID precondition, so a
+// fresh claim is never lost) and claimed again.
 func (s *store) takeClaim(ctx context.Context, c *latchkeyv1alpha1.ApiClient, clientID string) (bool, error) {
+	cl := backing.Claim{ClientID: clientID, ClientUID: c.UID, OwnerNamespace: c.Namespace, OwnerName: c.Name}
+	err := s.Create(ctx, cl.Secret(s.Namespace), fieldOwner)
+	if err == nil {
+		return true, nil
+	}
+	if !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
+		return false, fmt.Errorf("claiming client id %q: %w", clientID, err)
+	}
 	key := types.NamespacedName{Namespace: s.Namespace, Name: backing.ClaimName(clientID)}
 	old := &corev1.Secret{}
 	switch err := s.APIReader.Get(ctx, key, old); {
-	case err == nil:
-		cl, cerr := backing.ClaimFromSecret(old)
-		if cerr == nil && cl.ClientUID == c.UID {
-			return true, nil
-		}
-		if state, _, err := s.clientIDClaim(ctx, c, clientID, true); err != nil || state != claimFree {
-			return false, err
-		}
-		if err := s.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
-			return false, fmt.Errorf("deleting the stale claim on client id %q: %w", clientID, err)
-		}
-	case !apierrors.IsNotFound(err):
+	case apierrors.IsNotFound(err):
+		// Released meanwhile: the next reconcile claims it.
+		return false, errCacheBehind
+	case err != nil:
 		return false, fmt.Errorf("reading the claim on client id %q: %w", clientID, err)
 	}
-	cl := backing.Claim{ClientID: clientID, ClientUID: c.UID, OwnerNamespace: c.Namespace, OwnerName: c.Name}
+	if ocl, cerr := backing.ClaimFromSecret(old); cerr == nil && ocl.ClientUID == c.UID {
+		return true, nil
+	}
+	if state, _, err := s.clientIDClaim(ctx, c, clientID, true); err != nil || state != claimFree {
+		return false, err
+	}
+	if err := s.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		return false, fmt.Errorf("deleting the stale claim on client id %q: %w", clientID, err)
+	}
 	if err := s.Create(ctx, cl.Secret(s.Namespace), fieldOwner); err != nil {
 		if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
 			return false, nil

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -46,6 +47,8 @@ type store struct {
 	APIReader client.Reader
 	// Namespace is the operator's namespace.
 	Namespace string
+	// issued remembers what this process issued until its cache shows it.
+	issued *expectations
 }
 
 func (s *store) reader(confirm bool) client.Reader {
@@ -58,14 +61,14 @@ func (s *store) reader(confirm bool) client.Reader {
 // consumerSecret returns the owner's consumer Secret, or nil when absent;
 // foreign is true when a Secret of that name exists but is not the owner's
 // (Latchkey never overwrites it). The cache only holds Latchkey's Secrets, so
-// a cache miss is checked against the API server.
+// a foreign Secret is seen only when confirming: a cache miss is taken as
+// "absent", and the write that follows from it either confirms first or
+// creates the Secret (which fails if any Secret has that name): see
+// decideConfirmed.
 func (s *store) consumerSecret(ctx context.Context, owner client.Object, name string, confirm bool) (sec *corev1.Secret, foreign bool, err error) {
 	key := types.NamespacedName{Namespace: owner.GetNamespace(), Name: name}
 	sec = &corev1.Secret{}
 	err = s.reader(confirm).Get(ctx, key, sec)
-	if apierrors.IsNotFound(err) && !confirm {
-		err = s.APIReader.Get(ctx, key, sec)
-	}
 	if apierrors.IsNotFound(err) {
 		return nil, false, nil
 	}
@@ -78,10 +81,18 @@ func (s *store) consumerSecret(ctx context.Context, owner client.Object, name st
 	return sec, false, nil
 }
 
-// tokens lists the backing tokens of an owner.
+// tokens lists the backing tokens of an owner: from the cache by the owner
+// index (a lookup, not a scan of every token in the namespace), or, when
+// confirming, from the API server by label.
 func (s *store) tokens(ctx context.Context, ownerUID types.UID, confirm bool) ([]backing.Token, error) {
 	var list corev1.SecretList
-	if err := s.reader(confirm).List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels(backing.OwnerSelector(ownerUID))); err != nil {
+	var err error
+	if confirm {
+		err = s.APIReader.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels(backing.OwnerSelector(ownerUID)))
+	} else {
+		err = s.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{IndexBackingTokenOwner: string(ownerUID)})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("listing backing tokens: %w", err)
 	}
 	out := make([]backing.Token, 0, len(list.Items))
@@ -103,11 +114,14 @@ func (s *store) tokens(ctx context.Context, ownerUID types.UID, confirm bool) ([
 	return out, nil
 }
 
-func (s *store) createToken(ctx context.Context, t backing.Token) error {
-	if err := s.Create(ctx, t.Secret(s.Namespace), fieldOwner); err != nil {
-		return fmt.Errorf("creating backing token %s: %w", t.ID, err)
+// createToken creates the backing token and returns the time the API server
+// recorded for it (status.issuedAt is that time, written once).
+func (s *store) createToken(ctx context.Context, t backing.Token) (time.Time, error) {
+	sec := t.Secret(s.Namespace)
+	if err := s.Create(ctx, sec, fieldOwner); err != nil {
+		return time.Time{}, fmt.Errorf("creating backing token %s: %w", t.ID, err)
 	}
-	return nil
+	return sec.CreationTimestamp.Time, nil
 }
 
 func (s *store) deleteToken(ctx context.Context, id string) error {
@@ -200,35 +214,79 @@ func (s *store) pruneOldSecret(ctx context.Context, owner client.Object, old, cu
 // then the consumer Secret gets the new secret, then the replaced tokens go.
 // A crash between steps leaves either the old state or an orphan that the
 // next reconcile deletes. It returns the new token as current.
+//
+// A first issue decided from the cache alone (p.Unconfirmed) creates the
+// consumer Secret instead of applying it: if any Secret has its name (ours,
+// not yet in the cache, or someone else's), the create fails, the new
+// backing token is deleted (no one ever saw it) and the next reconcile
+// confirms with the API server (errCacheBehind).
 func (s *store) rollOut(ctx context.Context, owner client.Object, kind string, bt backing.Token, d consumerSecretSpec, p plan, o observed) (*backing.Token, error) {
-	if err := s.createToken(ctx, bt); err != nil {
+	created, err := s.createToken(ctx, bt)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.settle(ctx, plan{Retire: p.Retire}, o.Now, o.Grace); err != nil {
 		return nil, err
 	}
-	if err := s.applySecret(ctx, owner, latchkeyv1alpha1.GroupVersion.WithKind(kind), d); err != nil {
+	gvk := latchkeyv1alpha1.GroupVersion.WithKind(kind)
+	if p.Unconfirmed {
+		err = s.createSecret(ctx, owner, gvk, d)
+		if apierrors.IsAlreadyExists(err) {
+			if err := s.deleteToken(ctx, bt.ID); err != nil {
+				return nil, err
+			}
+			s.issued.confirmNext(owner.GetUID())
+			return nil, errCacheBehind
+		}
+	} else {
+		err = s.applySecret(ctx, owner, gvk, d)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := s.settle(ctx, plan{Delete: p.Delete}, o.Now, 0); err != nil {
 		return nil, err
 	}
-	bt.CreatedAt = o.Now
+	bt.CreatedAt = created
+	s.issued.expect(owner.GetUID(), bt.ID, o.Now)
 	return &bt, nil
 }
 
+// errCacheBehind: the cache does not show this process's own writes yet (or a
+// create found a Secret the cache does not show): reconcile again shortly,
+// without writing status from a view known to be stale.
+var errCacheBehind = errors.New("the cache has not caught up with the operator's own writes")
+
 // decideConfirmed decides on what the cache shows and, when that means a new
-// secret, observes again from the API server and decides on that: a stale
-// cache (our own writes not yet seen) must never cause a second issue.
-func decideConfirmed(observe func(confirm bool) (observed, error)) (observed, plan, error) {
-	o, err := observe(false)
+// secret, makes sure a stale cache (our own writes not yet seen) never causes
+// a second issue:
+//   - a first issue, with no backing token and nothing recorded as
+//     delivered, needs no confirmation: rollOut creates the consumer Secret,
+//     which fails if one exists;
+//   - while the cache does not show a secret this process issued, nothing is
+//     decided (errCacheBehind): the watch brings the reconcile back;
+//   - anything else is observed again from the API server and decided on
+//     that.
+func (s *store) decideConfirmed(now time.Time, owner types.UID, observe func(confirm bool) (observed, error)) (observed, plan, error) {
+	confirm := s.issued.takeConfirm(owner)
+	if !confirm {
+		o, err := observe(false)
+		if err != nil {
+			return o, plan{}, err
+		}
+		p := decide(o)
+		switch seen := s.issued.seen(owner, o, now); {
+		case p.Action == actionKeep:
+			return o, p, nil
+		case !seen:
+			return o, plan{}, errCacheBehind
+		case p.Action == actionIssue && len(o.Tokens) == 0 && o.DeliveredTokenID == "":
+			p.Unconfirmed = true
+			return o, p, nil
+		}
+	}
+	o, err := observe(true)
 	if err != nil {
-		return o, plan{}, err
-	}
-	if p := decide(o); p.Action == actionKeep {
-		return o, p, nil
-	}
-	if o, err = observe(true); err != nil {
 		return o, plan{}, err
 	}
 	return o, decide(o), nil
@@ -272,6 +330,24 @@ func (d consumerSecretSpec) upToDate(sec *corev1.Secret, owner client.Object, ki
 		return false
 	}
 	return containsAll(sec.Labels, d.labels(owner, kind)) && containsAll(sec.Annotations, d.annotations())
+}
+
+// createSecret creates the consumer Secret; it fails with AlreadyExists if
+// any Secret has its name.
+func (s *store) createSecret(ctx context.Context, owner client.Object, gvk schema.GroupVersionKind, d consumerSecretSpec) error {
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: owner.GetNamespace(),
+			Labels: d.labels(owner, gvk.Kind), Annotations: d.annotations(),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(owner, gvk)}},
+		Type: d.Type, Data: d.Data,
+	}
+	if err := s.Create(ctx, sec, fieldOwner); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		return fmt.Errorf("creating Secret %s/%s: %w", owner.GetNamespace(), d.Name, err)
+	}
+	return nil
 }
 
 // applySecret writes the consumer Secret with server-side apply, owned by

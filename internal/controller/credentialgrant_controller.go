@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"crypto/subtle"
 	"fmt"
 	"strings"
@@ -67,10 +68,13 @@ func (r *CredentialGrantReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	st := &grantState{now: r.Now(), secretName: g.EffectiveSecretName()}
 	res, err := r.reconcileToken(ctx, g, st)
+	if errors.Is(err, errCacheBehind) {
+		return ctrl.Result{RequeueAfter: cacheBehindRetry}, nil
+	}
 	if err != nil {
 		st.notReadyReason, st.notReadyMessage = latchkeyv1alpha1.ReasonIssueFailed, err.Error()
 	}
-	if serr := patchStatus(ctx, r.Client, g, &g.Status, r.status(g, st)); serr != nil && err == nil {
+	if serr := patchStatus(ctx, r.Client, r.issued, g, &g.Status, r.status(g, st)); serr != nil && err == nil {
 		err = serr
 	}
 	return res, err
@@ -91,7 +95,7 @@ type grantState struct {
 
 func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState) (ctrl.Result, error) {
 	var sec *corev1.Secret
-	o, p, err := decideConfirmed(func(confirm bool) (o observed, err error) {
+	o, p, err := r.decideConfirmed(st.now, g.UID, func(confirm bool) (o observed, err error) {
 		sec, o, err = r.observe(ctx, g, st, confirm)
 		return o, err
 	})
@@ -288,6 +292,7 @@ func (r *CredentialGrantReconciler) revoke(ctx context.Context, g *latchkeyv1alp
 	r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventRevoked, "Revoke", "Deleted the backing token of %s", g.Status.TokenID)
 	metricRevoked.WithLabelValues(CredentialGrantKind, "deleted").Inc()
 	forgetMetrics(CredentialGrantKind, g.Namespace, g.Name)
+	r.issued.forget(g.UID)
 	return removeFinalizer(ctx, r.Client, g)
 }
 

@@ -82,6 +82,9 @@ type plan struct {
 	Retire []string
 	// RequeueAfter is when a retiring token's grace period ends (0: none).
 	RequeueAfter time.Duration
+	// Unconfirmed: a first issue decided from the cache alone; the consumer
+	// Secret is created, not applied (see decideConfirmed).
+	Unconfirmed bool
 }
 
 // decide is the pure decision of the credential controllers: given what was

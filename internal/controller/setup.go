@@ -30,6 +30,15 @@ const IndexGrantClientName = "spec.clientName"
 // claim is released.
 const IndexClientSpecClientID = "latchkey.dev/spec-client-id"
 
+// IndexBackingTokenOwner indexes backing tokens by the UID of the object
+// they belong to, so a reconcile finds its tokens by lookup instead of
+// scanning every token in the namespace.
+const IndexBackingTokenOwner = "latchkey.dev/backing-token-owner"
+
+// cacheBehindRetry is how soon a reconcile that found the cache behind the
+// operator's own writes looks again (the watch usually brings it back first).
+const cacheBehindRetry = 250 * time.Millisecond
+
 // Options configure the controllers.
 type Options struct {
 	// Namespace is the operator's namespace, where backing tokens live.
@@ -45,7 +54,19 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st := store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: opts.Namespace}
+	st := store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: opts.Namespace, issued: newExpectations()}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Secret{}, IndexBackingTokenOwner,
+		func(o client.Object) []string {
+			// The same Secrets as backing.OwnerSelector selects.
+			if s := o.(*corev1.Secret); s.Namespace == opts.Namespace && s.Labels[backing.LabelComponent] == backing.ComponentValue {
+				if uid := s.Labels[backing.LabelOwnerUID]; uid != "" {
+					return []string{uid}
+				}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("indexing backing tokens by owner: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &latchkeyv1alpha1.CredentialGrant{}, IndexGrantClientName,
 		func(o client.Object) []string { return []string{o.(*latchkeyv1alpha1.CredentialGrant).Spec.ClientName} }); err != nil {
 		return fmt.Errorf("indexing CredentialGrants by client: %w", err)

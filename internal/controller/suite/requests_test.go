@@ -1,0 +1,239 @@
+package suite_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/heartbeat"
+	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
+)
+
+// requestLog counts API requests by "VERB resource" (VERB is get, list,
+// watch, create, update, patch, delete; resource the plural, with its
+// subresource: "apiclients/status").
+type requestLog struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (l *requestLog) wrap(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	l.counts = map[string]int{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if k := classify(r); k != "" {
+				l.mu.Lock()
+				l.counts[k]++
+				l.mu.Unlock()
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	return cfg
+}
+
+func (l *requestLog) snapshot() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]int, len(l.counts))
+	for k, v := range l.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// classify names an API request, or "" for discovery and the heartbeat (a
+// fixed cost per interval, not per object).
+func classify(r *http.Request) string {
+	p := strings.Trim(r.URL.Path, "/")
+	parts := strings.Split(p, "/")
+	// /api/v1/... or /apis/<group>/<version>/...
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return ""
+	}
+	if len(parts) >= 2 && parts[0] == "namespaces" {
+		if len(parts) == 2 {
+			parts = []string{"namespaces", parts[1]}
+		} else {
+			parts = parts[2:]
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	resource := parts[0]
+	named := len(parts) >= 2
+	if len(parts) >= 3 {
+		resource += "/" + parts[2]
+	}
+	if named && resource == "secrets" && parts[1] == heartbeat.Name {
+		return ""
+	}
+	verb := strings.ToLower(r.Method)
+	switch r.Method {
+	case http.MethodGet:
+		q, _ := url.ParseQuery(r.URL.RawQuery)
+		switch {
+		case q.Get("watch") == "true" || q.Get("watch") == "1":
+			verb = "watch"
+		case named:
+			verb = "get"
+		default:
+			verb = "list"
+		}
+	case http.MethodPut:
+		verb = "update"
+	case http.MethodPost:
+		verb = "create"
+	}
+	return verb + " " + resource
+}
+
+func total(m map[string]int, skip func(string) bool) int {
+	n := 0
+	for k, v := range m {
+		if skip == nil || !skip(k) {
+			n += v
+		}
+	}
+	return n
+}
+
+func table(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %-40s %6d\n", k, m[k])
+	}
+	return b.String()
+}
+
+// Issue 14, acceptance 4: converging n ApiClients with one grant each costs
+// at most 1.5× the API requests of a floor that makes the same writes by hand
+// (the writes a credential needs: its backing token, its client-id claim,
+// its consumer Secret, the finalizer, one status write), and no request
+// whose number grows with the objects is a LIST (a LIST per object costs the
+// API server a scan of every token in the namespace: quadratic at scale).
+func TestConvergeRequestsNearFloor(t *testing.T) {
+	const n = 50 // ApiClients, each with one grant: 100 credentials
+	f := newFixture(t)
+	f.g.SetDefaultEventuallyTimeout(3 * time.Minute)
+
+	// The floor: the same writes, made once each by a client that knows
+	// what to write, with the same client settings (rest.Config).
+	var floorLog requestLog
+	floorCfg := floorLog.wrap(env.Config)
+	floorClient, err := client.New(floorCfg, client.Options{Scheme: env.Client.Scheme()})
+	f.g.Expect(err).NotTo(HaveOccurred())
+	floorNs := env.Namespace(t)
+	for i := range n {
+		floorWrites(f, floorClient, floorNs, f.opNs, i)
+	}
+	floor := floorLog.snapshot()
+
+	var opLog requestLog
+	cfg := opLog.wrap(env.Config)
+	mgr, err := operator.NewManager(cfg, withSkip(f.options()))
+	f.g.Expect(err).NotTo(HaveOccurred())
+	testenv.RunManager(t, mgr)
+	// Let the informers start and list before counting per-object work.
+	f.g.Eventually(func() bool { return mgr.GetCache().WaitForCacheSync(f.ctx) }).Should(BeTrue())
+	time.Sleep(time.Second)
+	start := opLog.snapshot()
+
+	var clients []*latchkeyv1alpha1.ApiClient
+	var grants []*latchkeyv1alpha1.CredentialGrant
+	for i := range n {
+		clients = append(clients, f.client(fmt.Sprintf("c%03d", i)))
+		grants = append(grants, f.grant(fmt.Sprintf("g%03d", i), fmt.Sprintf("c%03d", i)))
+	}
+	for _, c := range clients {
+		f.waitReady(c)
+	}
+	for _, g := range grants {
+		f.waitReady(g)
+	}
+	// Let trailing writes (events, requeues) land.
+	time.Sleep(3 * time.Second)
+	end := opLog.snapshot()
+	used := map[string]int{}
+	for k, v := range end {
+		if d := v - start[k]; d > 0 {
+			used[k] = d
+		}
+	}
+	watches := func(k string) bool { return strings.HasPrefix(k, "watch ") }
+	got, want := total(used, watches), total(floor, nil)
+	t.Logf("converging %d clients + %d grants: %d requests (floor %d, %.2fx)\noperator:\n%sfloor:\n%s",
+		n, n, got, want, float64(got)/float64(want), table(used), table(floor))
+	f.g.Expect(float64(got)).To(BeNumerically("<=", 1.5*float64(want)),
+		"the operator made %d API requests to converge %d credentials, more than 1.5x the floor's %d", got, 2*n, want)
+	for k, v := range used {
+		if strings.HasPrefix(k, "list ") {
+			f.g.Expect(v).To(BeNumerically("<", n/5), "%d %q requests for %d objects: a LIST per object", v, k, 2*n)
+		}
+		if strings.HasPrefix(k, "get ") {
+			f.g.Expect(v).To(BeNumerically("<", n/5), "%d %q requests for %d objects: an uncached GET per object", v, k, 2*n)
+		}
+	}
+}
+
+// floorWrites makes, by hand, the writes that converging one ApiClient and
+// its grant needs: each object, its finalizer, its backing token and
+// consumer Secret, the client's id claim, one status write each.
+func floorWrites(f *fixture, c client.Client, ns, opNs string, i int) {
+	f.t.Helper()
+	ctx := f.ctx
+	mk := func(ns, name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+			Labels: map[string]string{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue}},
+			Data: map[string][]byte{"k": []byte("v")}}
+	}
+	ac := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%03d", i), Namespace: ns},
+		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"blogs"}, Permissions: []string{"blogs.read", "blogs.write"}, Tenant: "2"}}
+	// Creating the test's own objects is not the operator's work: it is
+	// counted on neither side.
+	f.g.Expect(env.Client.Create(ctx, ac)).To(Succeed())
+	gr := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("g%03d", i), Namespace: ns},
+		Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: ac.Name}}
+	f.g.Expect(env.Client.Create(ctx, gr)).To(Succeed())
+	for _, o := range []client.Object{ac, gr} {
+		f.g.Expect(c.Patch(ctx, o, client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"finalizers":["latchkey.dev/floor"]}}`)))).To(Succeed())
+	}
+	for _, s := range []*corev1.Secret{
+		mk(opNs, fmt.Sprintf("floor-claim-%s-%03d", ns, i)), mk(opNs, fmt.Sprintf("floor-c-%s-%03d", ns, i)),
+		mk(opNs, fmt.Sprintf("floor-g-%s-%03d", ns, i)), mk(ns, ac.Name), mk(ns, gr.Name),
+	} {
+		f.g.Expect(c.Create(ctx, s)).To(Succeed())
+	}
+	now := metav1.Now()
+	for _, o := range []client.Object{ac, gr} {
+		f.g.Expect(c.Status().Patch(ctx, o, client.RawPatch(types.MergePatchType,
+			[]byte(fmt.Sprintf(`{"status":{"tokenID":"floor","issuedAt":%q}}`, now.UTC().Format(time.RFC3339)))))).To(Succeed())
+	}
+}
