@@ -2,8 +2,8 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
