@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -151,18 +152,28 @@ func supervise(t *testing.T, name string, start func(name string) *process, stop
 
 // Issue 14, faults: the API server is unreachable for a while (short in
 // `make test`, 30 s in `make chaos`), long enough for the leader to lose its
-// lease, with the chart's own topology: two manager replicas with leader
-// election and the verifier in its own Deployment. Throughout, the verifier
-// answers a valid token 200 and a revoked one 401 from its cache; afterwards
-// the operator converges what was created just before the outage.
+// lease, with two manager replicas under leader election as the chart runs
+// them: with the verifier in its own Deployment (the chart's default), and
+// served by the managers themselves (verifier.servedByManager). Throughout,
+// every running verifier answers a valid token 200 and a revoked one 401 from
+// its cache: verification never depends on leadership. Afterwards the
+// operator converges what was created just before the outage.
 func TestAPIServerOutage(t *testing.T) {
+	t.Run("verifier Deployment", func(t *testing.T) { apiServerOutage(t, "lk-outage", false) })
+	t.Run("verifier served by the manager", func(t *testing.T) { apiServerOutage(t, "lk-outage-m", true) })
+}
+
+func apiServerOutage(t *testing.T, ns string, servedByManager bool) {
 	outage := time.Duration(chaosSize("OUTAGE_SECONDS", 12, 30)) * time.Second
-	ns, apps := "lk-outage", "apps-outage"
+	apps := "apps-" + ns
 	ensureNamespace(t, ns)
 	ensureNamespace(t, apps)
-	objs := helmTemplate(t, ns)
+	var set []string
+	if servedByManager {
+		set = append(set, "verifier.servedByManager=true")
+	}
+	objs := helmTemplate(t, ns, set...)
 	args, podNS := managerArgs(t, objs, "latchkey")
-	vargs, vNS := managerArgs(t, objs, "latchkey-verifier")
 	ensureNamespace(t, flagValue(t, args, "--token-namespace"))
 	if !strings.Contains(strings.Join(args, " "), "--leader-elect") {
 		t.Fatalf("the chart's manager args lack --leader-elect: %v", args)
@@ -176,41 +187,57 @@ func TestAPIServerOutage(t *testing.T) {
 
 	stop := make(chan struct{})
 	defer close(stop)
-	managers := []*supervised{
-		supervise(t, "replica-a", func(n string) *process {
+	var managers []*supervised
+	for _, name := range []string{"replica-a", "replica-b"} {
+		managers = append(managers, supervise(t, name, func(n string) *process {
 			return startManager(t, n, args, podNS, kubeconfig, "--enable-webhooks=false")
-		}, stop),
-		supervise(t, "replica-b", func(n string) *process {
-			return startManager(t, n, args, podNS, kubeconfig, "--enable-webhooks=false")
-		}, stop),
+		}, stop))
 	}
-	ver := startManager(t, "verifier", vargs, vNS, kubeconfig)
-	ver.waitReady(t, 60*time.Second)
+	// The verifiers: the Deployment's, or each manager's.
+	verifiers := func() []*process {
+		var out []*process
+		for _, m := range managers {
+			out = append(out, m.current())
+		}
+		return out
+	}
+	if !servedByManager {
+		vargs, vNS := managerArgs(t, objs, "latchkey-verifier")
+		ver := startManager(t, "verifier", vargs, vNS, kubeconfig)
+		verifiers = func() []*process { return []*process{ver} }
+	}
+	for _, v := range verifiers() {
+		v.waitReady(t, 60*time.Second)
+	}
 
 	for _, n := range []string{"keep", "gone"} {
 		issue(t, apps, n)
 	}
 	valid := secretValue(t, apps, "keep-token", "token")
 	revoked := secretValue(t, apps, "gone-token", "token")
-	assertVerifies(t, ver, valid)
+	for _, v := range verifiers() {
+		assertVerifies(t, v, valid)
+	}
 	g := &latchkeyv1alpha1.CredentialGrant{}
 	g.Namespace, g.Name = apps, "gone-token"
 	if err := env.Client.Delete(context.Background(), g); err != nil {
 		t.Fatal(err)
 	}
-	verify := func(tok string) (int, error) {
-		code, _, err := get(ver.verifier, "/v1/verify", http.Header{"Authorization": {"Bearer " + tok}})
+	verify := func(v *process, tok string) (int, error) {
+		code, _, err := get(v.verifier, "/v1/verify", http.Header{"Authorization": {"Bearer " + tok}})
 		return code, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for code, _ := verify(revoked); code != http.StatusUnauthorized; code, _ = verify(revoked) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the deleted grant's token still gets %d", code)
+	for _, v := range verifiers() {
+		deadline := time.Now().Add(30 * time.Second)
+		for code, _ := verify(v, revoked); code != http.StatusUnauthorized; code, _ = verify(v, revoked) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the deleted grant's token still gets %d", v.name, code)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
-	// Poll the verifier through the outage and after it.
+	// Poll every verifier through the outage and after it.
 	var mu sync.Mutex
 	var failures []string
 	var answered int
@@ -223,14 +250,16 @@ func TestAPIServerOutage(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			for tok, want := range map[string]int{valid: http.StatusOK, revoked: http.StatusUnauthorized} {
-				code, err := verify(tok)
-				mu.Lock()
-				answered++
-				if err != nil || code != want {
-					failures = append(failures, fmt.Sprintf("%s: /v1/verify %d (want %d) %v", time.Now().Format(time.StampMilli), code, want, err))
+			for _, v := range verifiers() {
+				for tok, want := range map[string]int{valid: http.StatusOK, revoked: http.StatusUnauthorized} {
+					code, err := verify(v, tok)
+					mu.Lock()
+					answered++
+					if err != nil || code != want {
+						failures = append(failures, fmt.Sprintf("%s %s: /v1/verify %d (want %d) %v", time.Now().Format(time.StampMilli), v.name, code, want, err))
+					}
+					mu.Unlock()
 				}
-				mu.Unlock()
 			}
 		}
 	})
@@ -253,23 +282,40 @@ func TestAPIServerOutage(t *testing.T) {
 	proxy.restore()
 	t.Logf("API server reachable again")
 
-	waitAllReady(t, apps, 5, 2*time.Minute) // keep, gone (the client), late, their grants but gone-token
-	assertVerifies(t, ver, secretValue(t, apps, "late-token", "token"))
+	// keep, gone (the client), late and their grants, but gone-token.
+	waitAllReady(t, apps, 5, 2*time.Minute)
+	for _, v := range verifiers() {
+		assertVerifies(t, v, secretValue(t, apps, "late-token", "token"))
+	}
 	close(polling)
 	wg.Wait()
-	if err := ver.exitedEarly(); err != nil {
-		t.Fatalf("the verifier exited: %v", err)
-	}
 	restarts := 0
 	for _, m := range managers {
 		m.mu.Lock()
 		restarts += m.restarts
 		m.mu.Unlock()
 	}
+	for _, v := range verifiers() {
+		if err := v.exitedEarly(); err != nil {
+			t.Errorf("verifier %s exited: %v", v.name, err)
+		}
+	}
+	if servedByManager {
+		// The outage outlasted the lease: the leader lost it, and its
+		// controllers stopped while its verifier served on.
+		lost := false
+		for _, m := range managers {
+			b, _ := os.ReadFile(m.current().log.Name())
+			lost = lost || strings.Contains(string(b), "Lost the leader lease")
+		}
+		if !lost {
+			t.Errorf("no replica lost its lease during a %s outage: the test did not test leadership loss", outage)
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("%d verify answers through a %s outage, %d wrong; manager restarts: %d", answered, outage, len(failures), restarts)
 	if len(failures) > 0 {
-		t.Fatalf("the verifier did not answer from its cache during the outage:\n%s", strings.Join(failures, "\n"))
+		t.Fatalf("the verifier did not answer from its cache during the outage (%d of %d wrong):\n%s", len(failures), answered, strings.Join(failures, "\n"))
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -123,6 +126,9 @@ type Options struct {
 	// VerifierOnly runs only the verification service: no controllers, no
 	// webhook, read-only access (a separate Deployment with several replicas).
 	VerifierOnly bool
+	// extraReadyz is one more readiness check (Run's verifier manager asks
+	// the controllers' manager whether its webhook server started).
+	extraReadyz healthz.Checker
 	// Verifier tunes the verification service; Namespace is filled in.
 	Verifier verifier.Options
 	// AccessTokenKeyRotation is how often the access-token signing key is
@@ -337,7 +343,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			return nil, err
 		}
 	}
-	if opts.VerifierListener != nil || (opts.VerifierAddr != "" && opts.VerifierAddr != "0") {
+	if opts.servesVerifier() {
 		vopts := opts.Verifier
 		vopts.Namespace, vopts.Addr, vopts.Listener = opts.TokenNamespace, opts.VerifierAddr, opts.VerifierListener
 		// A verifier-only process records usage too: its RBAC lets it patch
@@ -361,20 +367,101 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("readyz", readyz); err != nil {
 		return nil, fmt.Errorf("adding ready check: %w", err)
 	}
+	if opts.extraReadyz != nil {
+		if err := mgr.AddReadyzCheck("webhook", opts.extraReadyz); err != nil {
+			return nil, fmt.Errorf("adding ready check: %w", err)
+		}
+	}
 	return mgr, nil
 }
 
 // Run builds the manager and runs it until ctx is cancelled.
+//
+// Verification never depends on leadership. When this process both runs the
+// controllers under leader election and serves the verifier (the chart's
+// verifier.servedByManager), they run in two managers: the verifier, with the
+// health probes and metrics, in one without leader election; the controllers
+// and the webhook in another, which is built again and campaigns again when
+// it loses its lease (an API server outage longer than the lease). Losing
+// the lease stops the controllers, not the verifier, which goes on answering
+// from its cache (bounded by --max-staleness). The cost: the verifier keeps a
+// cache of its own (backing tokens, ApiClients, CredentialGrants) beside the
+// controllers'.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
-	mgr, err := NewManager(cfg, opts)
+	log := ctrl.LoggerFrom(ctx)
+	if !opts.LeaderElection || opts.VerifierOnly || !opts.servesVerifier() {
+		mgr, err := NewManager(cfg, opts)
+		if err != nil {
+			return err
+		}
+		log.Info("Starting manager", "namespace", opts.Namespace, "watchNamespaces", opts.WatchNamespaces)
+		if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("running manager: %w", err)
+		}
+		return nil
+	}
+
+	vopts := opts
+	vopts.VerifierOnly = true
+	copts := opts
+	copts.VerifierAddr, copts.VerifierListener, copts.ProbeAddr, copts.MetricsAddr = "0", nil, "0", "0"
+	var current atomic.Pointer[ctrl.Manager]
+	if opts.EnableWebhooks {
+		// The process is ready when its webhook server is, as with one manager.
+		vopts.extraReadyz = func(req *http.Request) error {
+			m := current.Load()
+			if m == nil {
+				return errors.New("the webhook server is not started")
+			}
+			return (*m).GetWebhookServer().StartedChecker()(req)
+		}
+	}
+	vmgr, err := NewManager(cfg, vopts)
 	if err != nil {
 		return err
 	}
-	ctrl.LoggerFrom(ctx).Info("Starting manager", "namespace", opts.Namespace, "watchNamespaces", opts.WatchNamespaces)
-	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("running manager: %w", err)
+	vctx, stopVerifier := context.WithCancel(ctx)
+	defer stopVerifier()
+	verr := make(chan error, 1)
+	log.Info("Starting the verifier", "namespace", opts.Namespace)
+	go func() { verr <- vmgr.Start(vctx) }()
+
+	for {
+		mgr, err := NewManager(cfg, copts)
+		if err != nil {
+			return err
+		}
+		current.Store(&mgr)
+		log.Info("Starting manager", "namespace", opts.Namespace, "watchNamespaces", opts.WatchNamespaces)
+		err = mgr.Start(ctx)
+		current.Store(nil)
+		select {
+		case err := <-verr:
+			return fmt.Errorf("running the verifier: %w", err)
+		default:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if err == nil || !strings.Contains(err.Error(), "leader election lost") {
+			stopVerifier()
+			<-verr
+			return fmt.Errorf("running manager: %w", err)
+		}
+		log.Info("Lost the leader lease: the controllers stopped and campaign again; the verifier goes on serving")
+		// The controllers' names are registered once per process.
+		copts.SkipControllerNameValidation = true
+	}
+	if err := <-verr; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("running the verifier: %w", err)
 	}
 	return nil
+}
+
+// servesVerifier reports whether this process serves the verification
+// service.
+func (o Options) servesVerifier() bool {
+	return o.VerifierListener != nil || (o.VerifierAddr != "" && o.VerifierAddr != "0")
 }
 
 // admission is the webhook wiring decided before the manager exists: the
