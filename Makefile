@@ -137,3 +137,9 @@ BENCH_DURATION ?= 10s
 bench: ## Verifier figures on this machine: handler ns/op, then req/s and p50/p99 vs a null handler and TokenReview, and revocation latency.
 	go test ./internal/verifier -run '^$$' -bench BenchmarkVerifyHandler -benchmem -benchtime 2s
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/bench -duration $(BENCH_DURATION) 2>/dev/null
+
+##@ Faults
+
+.PHONY: chaos
+chaos: ## The long fault tests: 20 kills -9 while 500 credentials converge, a 30 s API server outage (short versions run in make test).
+	LATCHKEY_CHAOS=1 KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM="$(HELM)" KUSTOMIZE="$(KUSTOMIZE)" go test ./internal/install -run 'TestKillNineWhileConverging|TestAPIServerOutage' -count=1 -v -timeout 60m
