@@ -445,7 +445,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 		if err == nil || !strings.Contains(err.Error(), "leader election lost") {
 			stopVerifier()
-			<-verr
+			_ = <-verr // the manager's error is the one to report
 			return fmt.Errorf("running manager: %w", err)
 		}
 		log.Info("Lost the leader lease: the controllers stopped and campaign again; the verifier goes on serving")
