@@ -445,7 +445,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 		if err == nil || !strings.Contains(err.Error(), "leader election lost") {
 			stopVerifier()
-			_ = <-verr // the manager's error is the one to report
+			if verifierErr := <-verr; verifierErr != nil && !errors.Is(verifierErr, context.Canceled) {
+				return errors.Join(fmt.Errorf("running manager: %w", err), fmt.Errorf("running the verifier: %w", verifierErr))
+			}
 			return fmt.Errorf("running manager: %w", err)
 		}
 		log.Info("Lost the leader lease: the controllers stopped and campaign again; the verifier goes on serving")
