@@ -138,6 +138,13 @@ bench: ## Verifier figures on this machine: handler ns/op, then req/s and p50/p9
 	go test ./internal/verifier -run '^$$' -bench BenchmarkVerifyHandler -benchmem -benchtime 2s
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/bench -duration $(BENCH_DURATION) 2>/dev/null
 
+N ?= 1000
+BENCH_SCALE_IDLE ?= 5m
+
+.PHONY: bench-scale
+bench-scale: ## Scale figures against a floor in the same run (make bench-scale N=5000): converge time, API requests, idle writes, heap per token, restart to first 200; written into docs/performance.md.
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/benchscale -n $(N) -idle $(BENCH_SCALE_IDLE) $(BENCH_SCALE_FLAGS)
+
 ##@ Faults
 
 .PHONY: chaos

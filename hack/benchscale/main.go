@@ -1,0 +1,697 @@
+// Command benchscale measures Latchkey at scale against a real API server
+// (`make bench-scale N=5000`): N ApiClients with one grant each, against a
+// floor that makes the same writes with the same client settings in the same
+// run. It prints one table and writes it into docs/performance.md.
+//
+// Figures:
+//   - time to converge (every object Ready), the operator against the floor;
+//   - API requests by verb and resource, against the floor's;
+//   - the operator's writes while idle after converging (the heartbeat and
+//     the leader lease excluded: they are per interval, not per object);
+//   - live heap per backing token (after GC) of a verifier-only manager and
+//     of a full one, in this process, over the same process's baseline;
+//   - RSS of the manager binary, restart to the first 200 at /v1/verify,
+//     and both again with N unrelated 100 KB Secrets in the cluster.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
+)
+
+var (
+	n         = flag.Int("n", 1000, "ApiClients, each with one CredentialGrant")
+	qps       = flag.Float64("qps", 50, "client QPS of the operator and of the floor (the manager's --kube-api-qps default is 50)")
+	burst     = flag.Int("burst", 100, "client burst of the operator and of the floor")
+	idle      = flag.Duration("idle", 5*time.Minute, "how long to count the operator's writes after it converged")
+	unrelated = flag.Int("unrelated", -1, "unrelated 100 KB Secrets for the last figure (default: N)")
+	profiles  = flag.String("heap-profiles", "", "directory to write the heap profiles of the heap figures into (go tool pprof)")
+	docPath   = flag.String("doc", "docs/performance.md", "file to write the table into (between bench-scale markers); empty: print only")
+)
+
+func main() {
+	flag.Parse()
+	if *unrelated < 0 {
+		*unrelated = *n
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scale:", err)
+		os.Exit(1)
+	}
+}
+
+type row struct{ what, measured, floor, ratio string }
+
+func run() error {
+	started := time.Now()
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	ctx := context.Background()
+	admin := fastClient(env.Config)
+	for _, ns := range []string{"floor", "apps", "latchkey-system", "unrelated"} {
+		if err := env.EnsureNamespace(ctx, ns); err != nil {
+			return err
+		}
+	}
+	bin, err := buildManager()
+	if err != nil {
+		return err
+	}
+	var rows []row
+	add := func(what, measured, floor, ratio string) {
+		rows = append(rows, row{what, measured, floor, ratio})
+		fmt.Fprintf(os.Stderr, "bench-scale: %s: %s (floor %s) %s\n", what, measured, floor, ratio)
+	}
+
+	// The floor: the objects exist, then the writes that converging them
+	// needs, made once each, by workers as many as the operator's reconcilers.
+	step("creating %d clients and %d grants for the floor", *n, *n)
+	if err := createObjects(ctx, admin, "floor"); err != nil {
+		return err
+	}
+	var floorLog requestLog
+	floorCfg := floorLog.wrap(env.Config)
+	floorCfg.QPS, floorCfg.Burst = float32(*qps), *burst
+	floorClient, err := client.New(floorCfg, client.Options{Scheme: operator.NewScheme()})
+	if err != nil {
+		return err
+	}
+	step("floor writes")
+	t0 := time.Now()
+	if err := parallel(8, *n, func(i int) error { return floorWrites(ctx, floorClient, i) }); err != nil {
+		return err
+	}
+	floorTime := time.Since(t0)
+	floorReqs := floorLog.snapshot()
+	// The operator must not see the floor's objects.
+	if err := parallel(16, *n, func(i int) error {
+		for _, o := range []client.Object{
+			&latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("c%05d", i)}},
+			&latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("g%05d", i)}},
+		} {
+			if err := admin.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))); err != nil {
+				return err
+			}
+			if err := admin.Delete(ctx, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	// The operator: the objects exist, then the manager starts.
+	step("creating %d clients and %d grants for the operator", *n, *n)
+	if err := createObjects(ctx, admin, "apps"); err != nil {
+		return err
+	}
+	var opLog requestLog
+	opCfg := opLog.wrap(env.Config)
+	vln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mctx, stop := context.WithCancel(ctx)
+	mgr, err := operator.NewManager(opCfg, operator.Options{Namespace: "latchkey-system", MetricsAddr: "0",
+		QPS: float32(*qps), Burst: *burst, VerifierListener: vln, SkipControllerNameValidation: true})
+	if err != nil {
+		stop()
+		return err
+	}
+	step("operator converging")
+	t0 = time.Now()
+	mdone := make(chan error, 1)
+	go func() { mdone <- mgr.Start(mctx) }()
+	if err := waitReady(ctx, admin, "apps", 2**n, time.Hour); err != nil {
+		stop()
+		return err
+	}
+	opTime := time.Since(t0)
+	opReqs := opLog.snapshot()
+	step("counting writes while idle for %s", *idle)
+	before := opLog.snapshot()
+	time.Sleep(*idle)
+	idleWrites := 0
+	for k, v := range opLog.snapshot() {
+		if !strings.HasPrefix(k, "get ") && !strings.HasPrefix(k, "list ") && !strings.HasPrefix(k, "watch ") &&
+			!strings.Contains(k, "heartbeat") && !strings.Contains(k, "leases") {
+			idleWrites += v - before[k]
+		}
+	}
+	stop()
+	<-mdone
+	token, err := grantToken(ctx, admin, "apps", "g00000")
+	if err != nil {
+		return err
+	}
+
+	add(fmt.Sprintf("converge %d clients + %d grants", *n, *n), dur(opTime), dur(floorTime), ratio(opTime.Seconds(), floorTime.Seconds(), 1.3))
+	opTotal, floorTotal := total(opReqs, "watch "), total(floorReqs, "")
+	add("API requests to converge", strconv.Itoa(opTotal), strconv.Itoa(floorTotal), ratio(float64(opTotal), float64(floorTotal), 1.5))
+	perObject := []string{}
+	for k, v := range opReqs {
+		if (strings.HasPrefix(k, "list ") || strings.HasPrefix(k, "get ")) && v >= *n/10 {
+			perObject = append(perObject, fmt.Sprintf("%s: %d", k, v))
+		}
+	}
+	sort.Strings(perObject)
+	add("per-object LIST or GET", orNone(perObject), "none", pass(len(perObject) == 0))
+	add(fmt.Sprintf("writes while idle (%s, heartbeat excluded)", *idle), strconv.Itoa(idleWrites), "0", pass(idleWrites == 0))
+	fmt.Fprintf(os.Stderr, "operator requests:\n%sfloor requests:\n%s", table(opReqs), table(floorReqs))
+
+	// Heap per backing token, in this process: a verifier-only manager,
+	// then a full one, each over the baseline measured just before it.
+	tokens := 2 * *n
+	for _, verifierOnly := range []bool{true, false} {
+		heap, err := heapPerToken(ctx, env.Config, verifierOnly, token)
+		if err != nil {
+			return err
+		}
+		what, goal := "live heap per token, manager", 4096.0
+		if verifierOnly {
+			what, goal = "live heap per token, verifier-only", 2048.0
+		}
+		add(what, fmt.Sprintf("%.0f B", heap/float64(tokens)), fmt.Sprintf("goal ≤ %.0f B", goal), pass(heap/float64(tokens) <= goal))
+	}
+
+	// The binary: restart to the first 200, and RSS; then again with N
+	// unrelated Secrets in the cluster.
+	kubeconfig, err := writeKubeconfig(env.Config)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(kubeconfig) }()
+	firstOK, rss, err := restart(bin, kubeconfig, token)
+	if err != nil {
+		return err
+	}
+	add(fmt.Sprintf("restart to first 200 (%d tokens)", tokens), dur(firstOK), "goal ≤ 10s", pass(firstOK <= 10*time.Second))
+	step("creating %d unrelated 100 KB Secrets", *unrelated)
+	payload := bytes.Repeat([]byte{'x'}, 100<<10)
+	if err := parallel(8, *unrelated, func(i int) error {
+		return admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "unrelated", Name: fmt.Sprintf("s%06d", i)},
+			Data: map[string][]byte{"blob": payload}})
+	}); err != nil {
+		return err
+	}
+	firstOK2, rss2, err := restart(bin, kubeconfig, token)
+	if err != nil {
+		return err
+	}
+	add("manager RSS", mib(rss), "", "")
+	add(fmt.Sprintf("manager RSS with %d unrelated 100 KB Secrets", *unrelated), mib(rss2), mib(rss), fmt.Sprintf("%.2f×", rss2/rss))
+	add("restart to first 200 with them", dur(firstOK2), dur(firstOK), fmt.Sprintf("%.2f×", firstOK2.Seconds()/firstOK.Seconds()))
+
+	out := render(rows, time.Since(started))
+	fmt.Print(out)
+	if *docPath != "" {
+		return writeDoc(*docPath, out)
+	}
+	return nil
+}
+
+func step(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench-scale: %s\n", time.Now().Format(time.TimeOnly), fmt.Sprintf(format, args...))
+}
+
+// fastClient is an administrator client for set-up, not rate limited like
+// the measured ones.
+func fastClient(cfg *rest.Config) client.Client {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 1000, 2000
+	c, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+func createObjects(ctx context.Context, c client.Client, ns string) error {
+	return parallel(16, *n, func(i int) error {
+		ac := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%05d", i)},
+			Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"blogs"}, Permissions: []string{"blogs.read"}, Tenant: "2"}}
+		g := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("g%05d", i)},
+			Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: ac.Name}}
+		if err := c.Create(ctx, ac); err != nil {
+			return err
+		}
+		return c.Create(ctx, g)
+	})
+}
+
+// floorWrites makes by hand what converging client i and its grant writes:
+// the id claim, two backing tokens and two consumer Secrets, two finalizers,
+// two status writes.
+func floorWrites(ctx context.Context, c client.Client, i int) error {
+	secret := func(ns, name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+			Labels: map[string]string{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue}},
+			Data: map[string][]byte{"k": bytes.Repeat([]byte{'v'}, 64)}}
+	}
+	for _, s := range []*corev1.Secret{
+		secret("latchkey-system", fmt.Sprintf("floor-claim-%05d", i)), secret("latchkey-system", fmt.Sprintf("floor-c-%05d", i)),
+		secret("latchkey-system", fmt.Sprintf("floor-g-%05d", i)), secret("floor", fmt.Sprintf("c%05d", i)), secret("floor", fmt.Sprintf("g%05d", i)),
+	} {
+		if err := c.Create(ctx, s); err != nil {
+			return err
+		}
+	}
+	objs := []client.Object{
+		&latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("c%05d", i)}},
+		&latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("g%05d", i)}},
+	}
+	for _, o := range objs {
+		if err := c.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":["latchkey.dev/floor"]}}`))); err != nil {
+			return err
+		}
+		status := fmt.Sprintf(`{"status":{"tokenID":"floor","issuedAt":%q}}`, time.Now().UTC().Format(time.RFC3339))
+		if err := c.Status().Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(status))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parallel(workers, count int, f func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= count {
+					return
+				}
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// waitReady polls until want objects in ns are Ready.
+func waitReady(ctx context.Context, c client.Client, ns string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := time.Now()
+	for {
+		ready := 0
+		var cl latchkeyv1alpha1.ApiClientList
+		var gl latchkeyv1alpha1.CredentialGrantList
+		if err := c.List(ctx, &cl, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if err := c.List(ctx, &gl, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for i := range cl.Items {
+			if meta.IsStatusConditionTrue(cl.Items[i].Status.Conditions, latchkeyv1alpha1.ConditionReady) {
+				ready++
+			}
+		}
+		for i := range gl.Items {
+			if meta.IsStatusConditionTrue(gl.Items[i].Status.Conditions, latchkeyv1alpha1.ConditionReady) {
+				ready++
+			}
+		}
+		if ready >= want {
+			return nil
+		}
+		if time.Since(last) > 30*time.Second {
+			step("%d of %d Ready", ready, want)
+			last = time.Now()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d objects Ready after %s", ready, want, timeout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func grantToken(ctx context.Context, c client.Client, ns, name string) (string, error) {
+	var s corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+		return "", err
+	}
+	return string(s.Data["token"]), nil
+}
+
+// heapPerToken is the live heap (after GC) that a manager started in this
+// process holds once it answers, over the baseline measured just before.
+func heapPerToken(ctx context.Context, cfg *rest.Config, verifierOnly bool, token string) (float64, error) {
+	base := liveHeap()
+	vln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	mctx, stop := context.WithCancel(ctx)
+	defer stop()
+	mgr, err := operator.NewManager(cfg, operator.Options{Namespace: "latchkey-system", MetricsAddr: "0", VerifierOnly: verifierOnly,
+		VerifierListener: vln, SkipControllerNameValidation: true, QPS: float32(*qps), Burst: *burst})
+	if err != nil {
+		return 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	if _, err := firstOK("http://"+vln.Addr().String(), token, time.Minute); err != nil {
+		return 0, err
+	}
+	time.Sleep(2 * time.Second)
+	heap := liveHeap() - base
+	if *profiles != "" {
+		name := "manager.heap"
+		if verifierOnly {
+			name = "verifier-only.heap"
+		}
+		f, err := os.Create(filepath.Join(*profiles, name))
+		if err != nil {
+			return 0, err
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		_ = f.Close()
+		if err != nil {
+			return 0, err
+		}
+	}
+	stop()
+	<-done
+	return heap, nil
+}
+
+func liveHeap() float64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapAlloc)
+}
+
+// firstOK polls verify with token until it answers 200.
+func firstOK(base, token string, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for time.Since(start) < timeout {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/verify", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := hc.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("no 200 at %s within %s", base, timeout)
+}
+
+func buildManager() (string, error) {
+	dir, err := os.MkdirTemp("", "bench-scale-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "manager")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd")
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return bin, cmd.Run()
+}
+
+func writeKubeconfig(cfg *rest.Config) (string, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["bench"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "bench"}
+	kc.CurrentContext = "bench"
+	f, err := os.CreateTemp("", "bench-scale-kubeconfig-")
+	if err != nil {
+		return "", err
+	}
+	_ = f.Close()
+	return f.Name(), clientcmd.WriteToFile(*kc, f.Name())
+}
+
+// restart runs the manager binary (controllers and verifier, no webhook, no
+// leader election) and measures the time from exec to the first 200 for
+// token, then its RSS once settled. It stops it again.
+func restart(bin, kubeconfig, token string) (time.Duration, float64, error) {
+	ports := make([]string, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, 0, err
+		}
+		ports[i] = l.Addr().String()
+		_ = l.Close()
+	}
+	cmd := exec.Command(bin, "--kubeconfig="+kubeconfig, "--namespace=latchkey-system", "--enable-webhooks=false",
+		"--verifier-bind-address="+ports[0], "--metrics-bind-address="+ports[1], "--metrics-secure=false",
+		"--health-probe-bind-address="+ports[2], fmt.Sprintf("--kube-api-qps=%g", *qps), fmt.Sprintf("--kube-api-burst=%d", *burst))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	took, err := firstOK("http://"+ports[0], token, 5*time.Minute)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w; manager log:\n%s", err, tail(logs.String(), 3000))
+	}
+	time.Sleep(5 * time.Second)
+	rss, err := metric("http://"+ports[1]+"/metrics", "process_resident_memory_bytes")
+	return took, rss, err
+}
+
+func metric(u, name string) (float64, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s at %s", name, u)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// requestLog counts API requests by "verb resource".
+type requestLog struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (l *requestLog) wrap(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	l.counts = map[string]int{}
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if k := classify(r); k != "" {
+				l.mu.Lock()
+				l.counts[k]++
+				l.mu.Unlock()
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	return cfg
+}
+
+func (l *requestLog) snapshot() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]int, len(l.counts))
+	for k, v := range l.counts {
+		out[k] = v
+	}
+	return out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// classify names a request "verb resource[/subresource]"; the heartbeat
+// Secret and Leases keep their names so they can be told apart.
+func classify(r *http.Request) string {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return ""
+	}
+	if len(parts) > 2 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	resource := parts[0]
+	named := len(parts) >= 2
+	if named && parts[1] == "latchkey-heartbeat" {
+		resource += " (heartbeat)"
+	}
+	if len(parts) >= 3 {
+		resource += "/" + parts[2]
+	}
+	verb := map[string]string{http.MethodPost: "create", http.MethodPut: "update", http.MethodPatch: "patch", http.MethodDelete: "delete"}[r.Method]
+	if r.Method == http.MethodGet {
+		q, _ := url.ParseQuery(r.URL.RawQuery)
+		switch {
+		case q.Get("watch") == "true" || q.Get("watch") == "1":
+			verb = "watch"
+		case named:
+			verb = "get"
+		default:
+			verb = "list"
+		}
+	}
+	return verb + " " + resource
+}
+
+func total(m map[string]int, skipPrefix string) int {
+	t := 0
+	for k, v := range m {
+		if skipPrefix == "" || !strings.HasPrefix(k, skipPrefix) {
+			t += v
+		}
+	}
+	return t
+}
+
+func table(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %-44s %8d\n", k, m[k])
+	}
+	return b.String()
+}
+
+func dur(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+func mib(b float64) string       { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+
+func ratio(a, b, goal float64) string {
+	r := a / b
+	return fmt.Sprintf("%.2f× (goal ≤ %.1f×) %s", r, goal, pass(r <= goal))
+}
+
+func pass(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func render(rows []row, took time.Duration) string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	fmt.Fprintf(&b, "### N = %d (%s, %s, %d cores, %s; the run took %s; client QPS %g, burst %d)\n\n",
+		*n, time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.Version(), took.Round(time.Second), *qps, *burst)
+	b.WriteString("| figure | measured | floor / goal | |\n|---|---:|---:|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.what, r.measured, r.floor, r.ratio)
+	}
+	return b.String()
+}
+
+// writeDoc replaces this N's section between the bench-scale markers of
+// path (adding the markers at the end when missing).
+func writeDoc(path, section string) error {
+	const begin, end = "<!-- bench-scale:begin -->", "<!-- bench-scale:end -->"
+	p := filepath.Join(testenv.RepoRoot(), path)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	doc := string(b)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		doc += "\n" + begin + "\n" + end + "\n"
+		i, j = strings.Index(doc, begin), strings.Index(doc, end)
+	}
+	inner := doc[i+len(begin) : j]
+	head := fmt.Sprintf("### N = %d ", *n)
+	var kept []string
+	for _, s := range strings.Split(inner, "\n### ") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.HasPrefix(s, "### ") {
+			s = "### " + s
+		}
+		if !strings.HasPrefix(s, head) {
+			kept = append(kept, s)
+		}
+	}
+	kept = append(kept, strings.TrimSpace(section))
+	sort.Strings(kept)
+	doc = doc[:i+len(begin)] + "\n" + strings.Join(kept, "\n\n") + "\n" + doc[j:]
+	return os.WriteFile(p, []byte(doc), 0o644)
+}
