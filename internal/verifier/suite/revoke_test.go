@@ -25,6 +25,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/backing"
 	"github.com/latchkey-dev/latchkey/internal/controller"
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
@@ -320,34 +321,54 @@ func TestRevokePropagation(t *testing.T) {
 	t.Logf("DELETE grant       → 401: median %v, slowest %v of %d", byDelete[trials/2], byDelete[trials-1], trials)
 }
 
-// --verifier-only: the read-only Deployment's verifier revokes too (it only
-// creates the record; the operator's leader deletes and reissues), and both
-// verifiers reject at once.
+// --verifier-only: the read-only Deployment's verifier revokes too. It only
+// creates the record, so the credential is rejected at once even while the
+// operator is down (fail closed: the backing token still exists); when the
+// operator's leader is back it deletes the backing token, the owner gets a
+// fresh credential and the Event.
 func TestRevokeVerifierOnly(t *testing.T) {
-	f := newFixture(t)
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(20 * time.Second)
+	ns, opNs := env.Namespace(t), env.Namespace(t)
+	opOpts := operator.Options{Namespace: opNs, WatchNamespaces: []string{ns}}
+	startOperator := func() func() {
+		o := opOpts
+		o.SkipControllerNameValidation = true
+		g.Expect(env.EnsureNamespace(context.Background(), opNs)).To(Succeed())
+		mgr, err := operator.NewManager(env.Config, o)
+		g.Expect(err).NotTo(HaveOccurred())
+		return testenv.RunManager(t, mgr)
+	}
+	stopOperator := startOperator()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	f.g.Expect(err).NotTo(HaveOccurred())
-	env.StartManager(t, operator.Options{Namespace: f.opNs, WatchNamespaces: []string{f.ns}, VerifierOnly: true, VerifierListener: ln})
-	only := &fixture{t: t, g: f.g, ctx: f.ctx, ns: f.ns, opNs: f.opNs, url: "http://" + ln.Addr().String(), http: f.http}
-	f.g.Eventually(func() int { return only.get("/readyz", nil).StatusCode }).Should(Equal(http.StatusOK))
+	g.Expect(err).NotTo(HaveOccurred())
+	env.StartManager(t, operator.Options{Namespace: opNs, WatchNamespaces: []string{ns}, VerifierOnly: true, VerifierListener: ln})
+	f := &fixture{t: t, g: g, ctx: context.Background(), ns: ns, opNs: opNs, url: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 5 * time.Second}}
+	g.Eventually(func() int { return f.get("/readyz", nil).StatusCode }).Should(Equal(http.StatusOK))
 
 	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"system"}}}
 	f.create(c)
-	g := grant("g", "c", latchkeyv1alpha1.CredentialTypeBearer)
-	f.create(g)
-	f.waitReady(g)
+	gr := grant("g", "c", latchkeyv1alpha1.CredentialTypeBearer)
+	f.create(gr)
+	f.waitReady(gr)
 	old := f.secret("g")
 	h := bearer(old["token"])
-	f.g.Eventually(func() int { return only.verify(h, "") }).Should(Equal(200))
+	g.Eventually(func() int { return f.verify(h, "") }).Should(Equal(200))
 
-	code, _ := only.revoke(revokeForm(old["token"]), nil)
-	f.g.Expect(code).To(Equal(200))
-	f.g.Eventually(func() int { return only.verify(h, "") }).WithTimeout(time.Second).Should(Equal(401))
-	f.g.Eventually(func() int { return f.verify(h, "") }).WithTimeout(time.Second).Should(Equal(401))
-	f.g.Eventually(func(g Gomega) {
+	stopOperator()
+	code, _ := f.revoke(revokeForm(old["token"]), nil)
+	g.Expect(code).To(Equal(200))
+	g.Eventually(func() int { return f.verify(h, "") }).WithTimeout(time.Second).Should(Equal(401))
+	g.Consistently(func() int { return f.verify(h, "") }).WithTimeout(time.Second).Should(Equal(401), "rejected while the operator is down")
+	g.Expect(backingExists(f, old["token_id"])).To(BeTrue(), "the record alone rejects it: nobody deleted the backing token")
+
+	startOperator()
+	g.Eventually(func(g Gomega) {
 		fresh := f.secret("g")
 		g.Expect(fresh["token"]).NotTo(Equal(old["token"]))
-		g.Expect(only.verify(bearer(fresh["token"]), "")).To(Equal(200))
-	}).WithTimeout(10 * time.Second).Should(Succeed())
-	f.g.Eventually(func() []string { return eventsOf(f, "g", controller.EventTokenRevoked) }).Should(ContainElement(ContainSubstring(old["token_id"])))
+		g.Expect(f.verify(bearer(fresh["token"]), "")).To(Equal(200))
+	}).Should(Succeed())
+	g.Eventually(func() bool { return backingExists(f, old["token_id"]) }).Should(BeFalse())
+	g.Expect(f.verify(h, "")).To(Equal(401))
+	g.Eventually(func() []string { return eventsOf(f, "g", controller.EventTokenRevoked) }).Should(ContainElement(ContainSubstring(old["token_id"])))
 }
