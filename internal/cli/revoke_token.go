@@ -21,10 +21,10 @@ import (
 const maxTokenInput = 8 << 10
 
 type revokeTokenOptions struct {
-	file                                    string
-	verifier                                string
+	file                                     string
+	verifier                                 string
 	service, serviceNamespace, serviceScheme string
-	servicePort                             int
+	servicePort                              int
 }
 
 func newRevokeTokenCommand(o *options) *cobra.Command {

@@ -2,6 +2,7 @@ package suite_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,10 +21,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
 	"github.com/latchkey-dev/latchkey/internal/controller"
+	"github.com/latchkey-dev/latchkey/internal/logging"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	"github.com/latchkey-dev/latchkey/internal/testenv"
 	"github.com/latchkey-dev/latchkey/internal/token"
@@ -371,4 +374,59 @@ func TestRevokeVerifierOnly(t *testing.T) {
 	g.Eventually(func() bool { return backingExists(f, old["token_id"]) }).Should(BeFalse())
 	g.Expect(f.verify(h, "")).To(Equal(401))
 	g.Eventually(func() []string { return eventsOf(f, "g", controller.EventTokenRevoked) }).Should(ContainElement(ContainSubstring(old["token_id"])))
+}
+
+// No secret of a revoked credential reaches the logs (at the highest
+// verbosity, client-go's request logging included), the Events, the
+// revocation records or the metrics, in any form (testenv.LeakForms): not
+// the grant token, not the client secret, not the access token.
+func TestRevokeNeverLeaks(t *testing.T) {
+	var logs testenv.SyncBuffer
+	untap := testenv.Logs.Tap(&logs)
+	prev, prevKlog := testenv.LogLevel.Level(), logging.KlogVerbosity()
+	testenv.LogLevel.SetLevel(-10)
+	logging.SetKlogVerbosity(10)
+	defer func() { testenv.LogLevel.SetLevel(prev); logging.SetKlogVerbosity(prevKlog); untap() }()
+
+	f := newFixture(t)
+	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"system"}}}
+	f.create(c)
+	f.waitReady(c)
+	g := grant("g", "c", latchkeyv1alpha1.CredentialTypeBearer)
+	f.create(g)
+	f.waitReady(g)
+	gs, cs := f.secret("g"), f.secret("c")
+	gt, _ := token.Parse(gs["token"])
+	cfg := clientcredentials.Config{ClientID: cs["client_id"], ClientSecret: cs["client_secret"], TokenURL: f.url + "/oauth2/token"}
+	var access string
+	f.g.Eventually(func() error {
+		tok, err := cfg.Token(context.Background())
+		if err == nil {
+			access = tok.AccessToken
+		}
+		return err
+	}).Should(Succeed())
+	secrets := map[string][]byte{"grant token's secret part": []byte(gt.Secret), "client secret": []byte(cs["client_secret"]),
+		"access token's signature": []byte(access[strings.LastIndex(access, ".")+1:])}
+
+	for _, tok := range []string{access, gs["token"], cs["client_id"] + ":" + cs["client_secret"], "garbage-" + gt.Secret} {
+		code, _ := f.revoke(revokeForm(tok), nil)
+		f.g.Expect(code).To(Equal(200))
+	}
+	f.g.Eventually(func() []string { return eventsOf(f, "g", controller.EventTokenRevoked) }).ShouldNot(BeEmpty())
+	f.g.Eventually(func() []string { return eventsOf(f, "c", controller.EventTokenRevoked) }).ShouldNot(BeEmpty())
+	f.g.Eventually(func() []string { return eventsOf(f, "c", controller.EventAccessTokenRevoked) }).ShouldNot(BeEmpty())
+
+	var events eventsv1.EventList
+	f.g.Expect(env.Client.List(f.ctx, &events, client.InNamespace(f.ns))).To(Succeed())
+	evJSON, _ := json.Marshal(events.Items)
+	var cms corev1.ConfigMapList
+	f.g.Expect(env.Client.List(f.ctx, &cms, client.InNamespace(f.opNs))).To(Succeed())
+	cmJSON, _ := json.Marshal(cms.Items)
+	families, _ := metrics.Registry.Gather()
+	metJSON, _ := json.Marshal(families)
+	out := logs.String()
+	f.g.Expect(out).To(ContainSubstring("Credential revoked"), "the verifier's lines were captured")
+	f.g.Expect(out).To(ContainSubstring("Deleted revoked backing token"), "the controller's lines were captured")
+	f.g.Expect(testenv.SweepLeaks(map[string][]byte{"logs": []byte(out), "Events": evJSON, "revocation records": cmJSON, "metrics": metJSON}, secrets)).To(BeEmpty())
 }
