@@ -84,15 +84,10 @@ func TestRevokeToken(t *testing.T) {
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: f.opNs, Name: "latchkey-verifier"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 8082, TargetPort: intstr.FromInt(port)}}}}
-	eps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: f.opNs, Name: "latchkey-verifier"}, //nolint:staticcheck // the service proxy reads Endpoints
-		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: host,
-			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: f.opNs, Name: pod.Name}}}, Ports: []corev1.EndpointPort{{Name: "http", Port: int32(port)}}}}} //nolint:staticcheck
 	if err := env.Client.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Client.Create(ctx, eps); err != nil {
-		t.Fatal(err)
-	}
+	// The proxy picks an address from the Service's EndpointSlices.
 	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: f.opNs, Name: "latchkey-verifier-1",
 		Labels: map[string]string{discoveryv1.LabelServiceName: "latchkey-verifier"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
