@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -130,8 +131,21 @@ func TestRevokeToken(t *testing.T) {
 	}
 	f.wantVerify("a refused proxy revoked nothing", bearer(leaked), http.StatusOK)
 
-	// From standard input, through the API server's service proxy.
-	r = runCLIWithInput(leaked+"\n", "revoke-token", "--kubeconfig", f.kubeconfig, "-n", f.ns, "--verifier-namespace", f.opNs)
+	// From standard input, through the API server's service proxy, as a
+	// user who holds exactly the chart's token-revoker rule (no right on
+	// ApiClients, CredentialGrants or Secrets).
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: f.opNs, Name: "latchkey-token-revoker"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"services/proxy"}, Verbs: []string{"create"},
+			ResourceNames: []string{"http:latchkey-verifier:8082", "https:latchkey-verifier:8082"}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: f.opNs, Name: "latchkey-token-revoker"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "scanner"}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = runCLIWithInput(leaked+"\n", "revoke-token", "--kubeconfig", f.kubeconfig, "-n", f.ns, "--verifier-namespace", f.opNs, "--as", "scanner")
 	if r.code != 0 {
 		t.Fatalf("revoke-token: exit %d, stderr %s", r.code, r.stderr)
 	}
