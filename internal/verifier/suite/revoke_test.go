@@ -430,3 +430,31 @@ func TestRevokeNeverLeaks(t *testing.T) {
 	f.g.Expect(out).To(ContainSubstring("Deleted revoked backing token"), "the controller's lines were captured")
 	f.g.Expect(testenv.SweepLeaks(map[string][]byte{"logs": []byte(out), "Events": evJSON, "revocation records": cmJSON, "metrics": metJSON}, secrets)).To(BeEmpty())
 }
+
+// A revoked token's record outlives its backing token by
+// backing.RevocationRetention (no replica may see the record go before the
+// backing token), then the leader prunes it; the token stays rejected.
+func TestRevokeRecordIsPrunedAfterRetention(t *testing.T) {
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	f := newFixture(t, func(o *operator.Options) { o.Now = clock })
+	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"system"}}}
+	f.create(c)
+	g := grant("g", "c", latchkeyv1alpha1.CredentialTypeBearer)
+	f.create(g)
+	f.waitReady(g)
+	old := f.secret("g")
+	code, _ := f.revoke(revokeForm(old["token"]), nil)
+	f.g.Expect(code).To(Equal(200))
+	f.g.Eventually(func() bool { return backingExists(f, old["token_id"]) }).Should(BeFalse())
+	f.g.Consistently(func() int { return len(revocationRecords(f)) }).WithTimeout(time.Second).Should(Equal(1), "kept after the backing token went")
+
+	skew.Store(int64(backing.RevocationRetention + time.Minute))
+	recs := revocationRecords(f)
+	f.g.Expect(recs).To(HaveLen(1))
+	f.g.Expect(recs[0].Annotations).To(HaveKey(backing.AnnotationReported))
+	f.g.Expect(env.Client.Patch(f.ctx, &recs[0], client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"poke":"1"}}}`)))).To(Succeed())
+	f.g.Eventually(func() []corev1.ConfigMap { return revocationRecords(f) }).Should(BeEmpty())
+	f.g.Expect(f.verify(bearer(old["token"]), "")).To(Equal(401))
+	f.g.Expect(f.verify(bearer(f.secret("g")["token"]), "")).To(Equal(200))
+}
