@@ -108,7 +108,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Complete(grants); err != nil {
 		return fmt.Errorf("setting up the CredentialGrant controller: %w", err)
 	}
-	return nil
+	return setupRevocations(mgr, opts)
 }
 
 // specOrMetadataChanged lets through creates, deletes, spec changes

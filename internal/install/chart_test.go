@@ -92,9 +92,23 @@ func TestHelmTemplate(t *testing.T) {
 				for _, k := range []string{"Certificate", "Issuer", "ServiceMonitor", "Role"} {
 					if k == "Role" {
 						// The operator-namespace Role, the manager's and the
-						// verifier's in the token namespace.
-						if n := len(ofKind(objs, k)); n != 3 {
-							t.Fatalf("%d Roles in cluster mode, want 3", n)
+						// verifier's in the token namespace, and the
+						// token-revoker Role (kubectl latchkey revoke-token),
+						// bound to nobody by default.
+						if n := len(ofKind(objs, k)); n != 4 {
+							t.Fatalf("%d Roles in cluster mode, want 4", n)
+						}
+						var revoker rbacv1.Role
+						toTyped(t, find(t, objs, "Role", "latchkey-token-revoker"), &revoker)
+						want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"services/proxy"}, Verbs: []string{"create"},
+							ResourceNames: []string{"http:latchkey-verifier:8082", "https:latchkey-verifier:8082"}}}
+						if !reflect.DeepEqual(revoker.Rules, want) {
+							t.Fatalf("token-revoker Role rules %+v, want %+v", revoker.Rules, want)
+						}
+						for _, rb := range ofKind(objs, "RoleBinding") {
+							if rb.GetName() == "latchkey-token-revoker" {
+								t.Fatal("the token-revoker Role is bound by default")
+							}
 						}
 						continue
 					}

@@ -511,6 +511,8 @@ func managerTable(in installation) []rule {
 	rows = append(rows, allow("status", access{verb: "patch", group: "latchkey.dev", resource: "credentialgrants", subresource: "status", namespace: apps})...)
 	rows = append(rows, allow("leader election", verbsOn(access{group: "coordination.k8s.io", resource: "leases", namespace: op}, "get", "create", "update")...)...)
 	rows = append(rows, allow("permission catalog", verbsOn(access{resource: "configmaps", namespace: op}, "get", "list", "watch")...)...)
+	rows = append(rows, allow("revocation records (POST /oauth2/revoke): its verifier creates them, the leader acts on and prunes them",
+		verbsOn(access{resource: "configmaps", namespace: tokens}, "get", "list", "watch", "create", "patch", "delete")...)...)
 	rows = append(rows, allow("CA injection", access{verb: "update", group: "admissionregistration.k8s.io", resource: "validatingwebhookconfigurations", name: webhookv1alpha1.WebhookConfigurationName})...)
 	rows = append(rows, allow("authenticated metrics",
 		access{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
@@ -591,6 +593,11 @@ func verifierTable(in installation) []rule {
 	rows = append(rows, allow("authenticated metrics",
 		access{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
 		access{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews"})...)
+	// POST /oauth2/revoke: the verifier records a revocation (a ConfigMap in
+	// the token namespace, which can only deny) and deletes nothing; the
+	// operator's leader deletes the backing token.
+	rows = append(rows, allow("revocation records: read and create",
+		verbsOn(access{resource: "configmaps", namespace: tokens}, "get", "list", "watch", "create")...)...)
 
 	rows = append(rows, deny("not the webhook CA key, not Helm's release Secrets, no other Secret of the release namespace",
 		access{verb: "get", resource: "secrets", namespace: op, name: "latchkey-webhook-server-cert"},
@@ -611,8 +618,11 @@ func verifierTable(in installation) []rule {
 			writes = append(writes,
 				access{verb: verb, resource: "secrets", namespace: ns},
 				access{verb: verb, group: "latchkey.dev", resource: "apiclients", namespace: ns},
-				access{verb: verb, group: "latchkey.dev", resource: "credentialgrants", namespace: ns},
-				access{verb: verb, resource: "configmaps", namespace: ns},
+				access{verb: verb, group: "latchkey.dev", resource: "credentialgrants", namespace: ns})
+			if ns != tokens || verb != "create" { // revocation records
+				writes = append(writes, access{verb: verb, resource: "configmaps", namespace: ns})
+			}
+			writes = append(writes,
 				access{verb: verb, resource: "events", namespace: ns},
 				access{verb: verb, group: "events.k8s.io", resource: "events", namespace: ns},
 				access{verb: verb, group: "coordination.k8s.io", resource: "leases", namespace: ns},
@@ -634,7 +644,7 @@ func verifierTable(in installation) []rule {
 		)
 	}
 	writes = append(writes, access{verb: "update", group: "latchkey.dev", resource: "apiclients", subresource: "finalizers", namespace: apps})
-	rows = append(rows, deny("writes nothing", writes...)...)
+	rows = append(rows, deny("writes nothing else: no Secret (no forged or deleted backing token), no update or delete of a record", writes...)...)
 	rows = append(rows, deny("no escalation, nothing else of the cluster",
 		access{verb: "get", resource: "configmaps", namespace: op},
 		access{verb: "create", resource: "pods", subresource: "exec", namespace: op},

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/backing"
 	"github.com/latchkey-dev/latchkey/internal/catalog"
 	"github.com/latchkey-dev/latchkey/internal/catalog/configmap"
 	"github.com/latchkey-dev/latchkey/internal/controller"
@@ -258,7 +259,14 @@ func CacheOptions(opts Options) cache.Options {
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		DefaultNamespaces:           namespaces,
-		ByObject:                    map[client.Object]cache.ByObject{&corev1.Secret{}: secrets},
+		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: secrets,
+			// Revocation records (POST /oauth2/revoke): the token namespace
+			// only, and only they (the permission catalog has its own cache).
+			&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{tokens: {}},
+				Label: labels.SelectorFromSet(labels.Set{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue,
+					backing.LabelComponent: backing.ComponentRevocation}),
+			}},
 	}
 }
 

@@ -80,8 +80,8 @@ func (a *authenticator) accessToken(ctx context.Context, raw string) (Identity, 
 	case err != nil:
 		return Identity{}, reject(OutcomeWrongSecret)
 	}
-	if a.deniedJTI(c.JTI) {
-		return Identity{}, reject(OutcomeRevoked)
+	if err := a.revoked(ctx, backing.RevokedAccessToken, c.JTI); err != nil {
+		return Identity{}, err
 	}
 	t, err := a.token(ctx, c.TokenID)
 	if err != nil {
@@ -111,9 +111,9 @@ func (a *authenticator) accessToken(ctx context.Context, raw string) (Identity, 
 	return id, nil
 }
 
-// deniedJTI reports whether one access token was revoked on its own. There
-// is no per-token revocation yet: tokens die with their client or its secret.
-func (a *authenticator) deniedJTI(string) bool { return false }
+// Access tokens also die one by one: POST /oauth2/revoke writes a
+// revocation record for the jti (revoke.go), kept until the token's exp, and
+// a.revoked rejects the jti while it exists.
 
 // mintAccessToken signs an access token for a verified client.
 func (a *authenticator) mintAccessToken(ctx context.Context, id Identity, scope []string) (string, accesstoken.Claims, error) {

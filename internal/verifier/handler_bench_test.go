@@ -71,7 +71,7 @@ func memServer(b testing.TB) (*Server, string, *memWorld) {
 	opts := Options{Namespace: "latchkey-system"}
 	opts.Defaults()
 	auth := &authenticator{
-		lookup:    lookup{namespace: "latchkey-system", secrets: secrets, clients: clients, grants: grants},
+		lookup:    lookup{namespace: "latchkey-system", secrets: secrets, clients: clients, grants: grants, revocations: newIndexer(nil)},
 		now:       time.Now,
 		limiter:   newFailureLimiter(1, 10),
 		slow:      &verifiedCache{},

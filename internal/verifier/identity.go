@@ -105,6 +105,8 @@ type lookup struct {
 	namespace string
 
 	secrets, clients, grants toolscache.Indexer
+	// revocations holds the revocation records (ConfigMaps, revoke.go).
+	revocations toolscache.Indexer
 }
 
 // get returns the indexer's object, or reads it from the cache into a new
@@ -183,6 +185,11 @@ func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]back
 // reconciled since an upgrade) is not ambiguity: backing tokens are written
 // only by the operator, after it claimed the id.
 func (l lookup) holds(ctx context.Context, t backing.Token) error {
+	// A backing token revoked through /oauth2/revoke is rejected from the
+	// moment its record arrives, before the operator deletes it.
+	if err := l.revoked(ctx, backing.RevokedToken, t.ID); err != nil {
+		return err
+	}
 	var sec *corev1.Secret
 	if l.secrets != nil {
 		// The hot path: one indexer lookup, no error built for a miss.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/latchkey-dev/latchkey/internal/accesstoken"
@@ -69,6 +70,8 @@ type Server struct {
 
 	verifyHandler http.Handler
 	metadataDoc   []byte
+	// writer creates revocation records (revoke.go).
+	writer client.Writer
 }
 
 func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr.Logger) *Server {
@@ -81,6 +84,7 @@ func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr
 	s.mux.Handle("/v1/me", s.endpoint("current", s.current))
 	s.mux.Handle("POST /oauth2/introspect", s.endpoint("introspect", s.introspect))
 	s.mux.Handle("POST /oauth2/token", s.endpoint("token", s.token))
+	s.mux.Handle("POST /oauth2/revoke", s.endpoint("revoke", s.revoke))
 	s.mux.Handle("GET /.well-known/jwks.json", s.endpoint("jwks", s.jwks))
 	s.mux.Handle("GET /.well-known/oauth-authorization-server", s.endpoint("metadata", s.metadata))
 	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -128,14 +128,15 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 		}
 	}
 	s := newServer(auth, rec, opts, log)
+	s.writer = mgr.GetClient()
 	if opts.MaxStaleness > 0 {
 		s.fresh = newFreshness(opts.MaxStaleness)
 	}
 	// Informers for what the verifier reads, also when no controller (which
 	// would start them) runs: --verifier-only.
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
-		indexers := make([]toolscache.Indexer, 3)
-		for i, obj := range []client.Object{&corev1.Secret{}, &latchkeyv1alpha1.ApiClient{}, &latchkeyv1alpha1.CredentialGrant{}} {
+		indexers := make([]toolscache.Indexer, 4)
+		for i, obj := range []client.Object{&corev1.Secret{}, &latchkeyv1alpha1.ApiClient{}, &latchkeyv1alpha1.CredentialGrant{}, &corev1.ConfigMap{}} {
 			inf, err := mgr.GetCache().GetInformer(ctx, obj)
 			if err != nil {
 				return fmt.Errorf("starting informer for %T: %w", obj, err)
@@ -156,9 +157,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 				}
 			}
 		}
-		if indexers[0] != nil && indexers[1] != nil && indexers[2] != nil {
+		if indexers[0] != nil && indexers[1] != nil && indexers[2] != nil && indexers[3] != nil {
 			// Published before synced is stored: handlers read them only after.
-			auth.secrets, auth.clients, auth.grants = indexers[0], indexers[1], indexers[2]
+			auth.secrets, auth.clients, auth.grants, auth.revocations = indexers[0], indexers[1], indexers[2], indexers[3]
 		}
 		if mgr.GetCache().WaitForCacheSync(ctx) {
 			if s.fresh != nil {

@@ -468,8 +468,18 @@ func TestCacheHoldsOnlyLatchkeySecrets(t *testing.T) {
 		f.g.Expect(s.ManagedFields).To(BeEmpty(), "managedFields are stripped")
 	}
 	// Any other kind is refused rather than silently cached.
-	var cms corev1.ConfigMapList
-	f.g.Expect(f.mgr.GetCache().List(f.ctx, &cms)).NotTo(Succeed())
+	var pods corev1.PodList
+	f.g.Expect(f.mgr.GetCache().List(f.ctx, &pods)).NotTo(Succeed())
+	// ConfigMaps: only revocation records, in the token namespace.
+	for _, ns := range []string{f.ns, f.opNs} {
+		f.g.Expect(env.Client.Create(f.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: ns,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "latchkey"}}})).To(Succeed())
+	}
+	f.g.Consistently(func() []corev1.ConfigMap {
+		var cms corev1.ConfigMapList
+		f.g.Expect(f.mgr.GetCache().List(f.ctx, &cms)).To(Succeed())
+		return cms.Items
+	}).WithTimeout(time.Second).Should(BeEmpty())
 }
 
 func eventReasons(f *fixture, name string) []string {
