@@ -261,6 +261,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 			return OutcomeForbidden
 		}
 	}
+	if len(id.AllowedRequests) > 0 {
+		if o, denied := s.checkScope(w, r, id); denied {
+			return o
+		}
+	}
 	s.usage.record(id.owner, remoteAddr(r))
 	// The header names are canonical already: set them without
 	// re-canonicalising. The answer is in the headers; gateways ignore a
@@ -274,6 +279,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 	h[HeaderTokenID] = vals[3:4:4]
 	h[HeaderAllowImpersonate] = vals[4:5:5]
 	h[HeaderAllowLogin] = vals[5:6:6]
+	if len(id.Attributes) > 0 {
+		for name, v := range attributeHeaders(id) {
+			h[name] = []string{v}
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	return OutcomeValid
 }
@@ -342,6 +352,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) Outcome {
 	}
 	if id.IssuedAt != nil {
 		resp["iat"] = id.IssuedAt.Unix()
+	}
+	if len(id.Attributes) > 0 {
+		resp["attributes"] = id.Attributes
+	}
+	if len(id.AllowedRequests) > 0 {
+		resp["allowed_requests"] = id.AllowedRequests
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return OutcomeValid
