@@ -269,7 +269,7 @@ func clientIdentity(c *latchkeyv1alpha1.ApiClient, t backing.Token, typ string) 
 		AllowImpersonate: c.Spec.AllowImpersonate, AllowLogin: c.Spec.AllowLogin,
 		IssuedAt: timeOrNil(t.CreatedAt), ExpiresAt: t.ExpiresAt,
 		Attributes: c.Spec.Attributes,
-		owner: usageKey{kind: backing.KindApiClient, namespace: c.Namespace, name: c.Name},
+		owner:      usageKey{kind: backing.KindApiClient, namespace: c.Namespace, name: c.Name},
 	}
 	if c.Status.LastUsedAt != nil {
 		id.LastUsedAt, id.LastUsedFrom = &c.Status.LastUsedAt.Time, c.Status.LastUsedFrom
