@@ -3,7 +3,6 @@ package verifier
 import (
 	"iter"
 	"net/http"
-	"net/textproto"
 	"strings"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
@@ -197,11 +196,30 @@ func attributeHeaders(id Identity) iter.Seq2[string, string] {
 			if !attributeKey(k) || !attributeValue(string(v)) {
 				continue
 			}
-			if !yield(textproto.CanonicalMIMEHeaderKey(HeaderAttributePrefix+k), string(v)) {
+			if !yield(attributeHeaderName(k), string(v)) {
 				return
 			}
 		}
 	}
+}
+
+// attributeHeaderName is "X-Latchkey-Attr-" and the key in canonical
+// header case ("rate-tier" → "X-Latchkey-Attr-Rate-Tier"), built with one
+// allocation. k is a valid attribute key (lower case, digits, '-').
+func attributeHeaderName(k string) string {
+	var b strings.Builder
+	b.Grow(len(HeaderAttributePrefix) + len(k))
+	b.WriteString(HeaderAttributePrefix)
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		upper = c == '-'
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 func attributeKey(k string) bool {

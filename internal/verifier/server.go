@@ -279,9 +279,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 	h[HeaderTokenID] = vals[3:4:4]
 	h[HeaderAllowImpersonate] = vals[4:5:5]
 	h[HeaderAllowLogin] = vals[5:6:6]
-	if len(id.Attributes) > 0 {
+	if n := len(id.Attributes); n > 0 {
+		attrs := make([]string, 0, n) // one backing array for every value
 		for name, v := range attributeHeaders(id) {
-			h[name] = []string{v}
+			attrs = append(attrs, v)
+			h[name] = attrs[len(attrs)-1 : len(attrs) : len(attrs)]
 		}
 	}
 	w.WriteHeader(http.StatusOK)
