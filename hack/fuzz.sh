@@ -19,10 +19,12 @@ targets=(
   "./internal/catalog FuzzLoadCatalog 150000x"
   "./internal/token FuzzParse 800000x"
   "./internal/accesstoken FuzzParse 200000x"
+  "./internal/requestscope FuzzAllowed 600000x"
   "./internal/verifier FuzzCredentialFrom 60000x"
   "./internal/verifier FuzzVerifyRequest 20000x"
   "./internal/verifier FuzzFormEndpoints 15000x"
   "./internal/verifier FuzzRevokeForm 15000x"
+  "./internal/verifier FuzzVerifyScoped 15000x"
 )
 
 for t in "${targets[@]}"; do

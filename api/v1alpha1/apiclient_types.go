@@ -141,6 +141,17 @@ type ApiClientSpec struct {
 	// allowed and revokes every credential of the client.
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// attributes are policy data for gateways, such as a plan for
+	// rate-limit tiers: a small map of DNS-label keys to short values,
+	// returned on a successful verification as X-Latchkey-Attr-<key>
+	// headers and in introspection. A CredentialGrant's own attributes win
+	// over these. They are not secret and grant nothing by themselves.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 63)",message="each key of spec.attributes must be a DNS label: 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit (for example 'plan' or 'rate-tier'); it becomes the header name X-Latchkey-Attr-<key>"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) >= 1 && self[k].matches('^[!-~]([ -~]*[!-~])?$'))",message="each value of spec.attributes must be 1 to 64 printable ASCII characters (letters, digits, punctuation, inner spaces), with no leading or trailing space and no line break or control character (for example 'small' or 'gold'): it is sent as an HTTP header value"
+	Attributes map[string]AttributeValue `json:"attributes,omitempty"`
 }
 
 // ApiClientStatus is what Latchkey observed and issued for an ApiClient.

@@ -42,3 +42,9 @@ type UsageStatus struct {
 	// +kubebuilder:validation:MaxLength=64
 	LastUsedFrom string `json:"lastUsedFrom,omitempty"`
 }
+
+// AttributeValue is the value of an entry of spec.attributes: policy data a
+// gateway receives as the value of an X-Latchkey-Attr-<key> header, so it is
+// short printable ASCII (the CEL rule on the map says which characters).
+// +kubebuilder:validation:MaxLength=64
+type AttributeValue string

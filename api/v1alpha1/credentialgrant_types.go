@@ -76,6 +76,37 @@ type CredentialGrantSpec struct {
 	// the annotation latchkey.dev/rotate to a new value.
 	// +optional
 	Rotation *Rotation `json:"rotation,omitempty"`
+
+	// allowedRequests limits the credential to some requests (Arvados's
+	// token scopes): each entry is "METHOD /path/prefix", such as
+	// "GET /api/v1/reports", where METHOD is an upper-case HTTP method or
+	// "*" for any, and the prefix covers the path itself and everything
+	// under it ("/api/v1/reports/7", not "/api/v1/reportsX"). Empty means
+	// every request. The verifier matches the original method and
+	// normalised path the gateway passes, and refuses (403) a request it
+	// cannot match, including one whose gateway passed no original request.
+	// Editable: a change applies to the next request.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.contains(' '))",message="each entry of spec.allowedRequests must be a method and a path prefix separated by one space, such as 'GET /api/v1/reports' or '* /api/v1/reports': to allow a method on every path, write 'GET /'"
+	// +kubebuilder:validation:XValidation:rule="self.all(r, !r.contains(' ') || r.matches('^([*]|[A-Z]+) '))",message="each entry of spec.allowedRequests must start with '*' or an upper-case HTTP method such as GET or POST, then one space and the path: write 'GET /api/v1/reports', not 'get /api/v1/reports'"
+	// +kubebuilder:validation:XValidation:rule="self.all(r, !r.matches('^([*]|[A-Z]+) ') || r.matches('^([*]|[A-Z]+) /'))",message="the path in each entry of spec.allowedRequests must be absolute, starting with '/': write 'GET /api/v1/reports', not 'GET api/v1/reports'"
+	// +kubebuilder:validation:XValidation:rule="self.all(r, !r.matches('^([*]|[A-Z]+) /') || (r.matches('^([*]|[A-Z]+) /([-A-Za-z0-9._~:@]+(/[-A-Za-z0-9._~:@]+)*)?$') && !r.matches('/[.][.]?(/|$)')))",message="the path in each entry of spec.allowedRequests must be a plain path prefix: segments of letters, digits, '-', '.', '_', '~', ':' and '@' joined by single '/', with no '.' or '..' segment, no query, and no trailing '/' (write 'GET /api/v1/reports': it also covers everything under /api/v1/reports/)"
+	AllowedRequests []string `json:"allowedRequests,omitempty"`
+
+	// attributes are policy data for gateways, such as a plan for
+	// rate-limit tiers: a small map of DNS-label keys to short values. They
+	// are merged over the client's spec.attributes (the grant's value wins
+	// for a key both set) and returned on a successful verification as
+	// X-Latchkey-Attr-<key> headers and in introspection. They are not
+	// secret and grant nothing by themselves.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 63)",message="each key of spec.attributes must be a DNS label: 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit (for example 'plan' or 'rate-tier'); it becomes the header name X-Latchkey-Attr-<key>"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) >= 1 && self[k].matches('^[!-~]([ -~]*[!-~])?$'))",message="each value of spec.attributes must be 1 to 64 printable ASCII characters (letters, digits, punctuation, inner spaces), with no leading or trailing space and no line break or control character (for example 'small' or 'gold'): it is sent as an HTTP header value"
+	Attributes map[string]AttributeValue `json:"attributes,omitempty"`
 }
 
 // CredentialGrantStatus is what Latchkey observed and issued for a grant.

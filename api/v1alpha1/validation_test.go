@@ -61,10 +61,51 @@ const (
 	msgSecretRefKey   = "spec.clientSecretRef.key must be a key of the Secret's data: letters, digits, '-', '_' and '.' only (for example 'client_secret'); leave it out for the default client_secret"
 	msgSecretName     = "spec.secretName must be a Secret name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters (for example 'blog-reader-credentials'); leave it out to use the object's name"
 	msgClientName     = "spec.clientName must be the name of an ApiClient in this namespace: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (for example 'blog-reader')"
+
+	// Request scopes and attributes.
+	msgRequestNoPath   = "each entry of spec.allowedRequests must be a method and a path prefix separated by one space, such as 'GET /api/v1/reports' or '* /api/v1/reports': to allow a method on every path, write 'GET /'"
+	msgRequestMethod   = "each entry of spec.allowedRequests must start with '*' or an upper-case HTTP method such as GET or POST, then one space and the path: write 'GET /api/v1/reports', not 'get /api/v1/reports'"
+	msgRequestRelative = "the path in each entry of spec.allowedRequests must be absolute, starting with '/': write 'GET /api/v1/reports', not 'GET api/v1/reports'"
+	msgRequestPlain    = "the path in each entry of spec.allowedRequests must be a plain path prefix: segments of letters, digits, '-', '.', '_', '~', ':' and '@' joined by single '/', with no '.' or '..' segment, no query, and no trailing '/' (write 'GET /api/v1/reports': it also covers everything under /api/v1/reports/)"
+	msgAttrKey         = "each key of spec.attributes must be a DNS label: 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit (for example 'plan' or 'rate-tier'); it becomes the header name X-Latchkey-Attr-<key>"
+	msgAttrValue       = "each value of spec.attributes must be 1 to 64 printable ASCII characters (letters, digits, punctuation, inner spaces), with no leading or trailing space and no line break or control character (for example 'small' or 'gold'): it is sent as an HTTP header value"
 )
 
+// attributeCases are the rows for spec.attributes, the same on ApiClient and
+// CredentialGrant; spec is the rest of the object's spec.
+func attributeCases(kind, spec string) []schemaCase {
+	obj := func(attrs string) string {
+		return "{kind: " + kind + ", spec: {" + spec + ", attributes: " + attrs + "}}"
+	}
+	return []schemaCase{
+		{name: "attributes admitted", obj: obj(`{plan: small, rate-tier: "2", note: "gold plan, EU"}`)},
+		{name: "attributes editable", obj: obj(`{plan: small}`), update: obj(`{plan: large}`)},
+		{name: "attribute key upper case", obj: obj(`{Plan: small}`), wantErr: msgAttrKey},
+		{name: "attribute key with a dot", obj: obj(`{a.b: small}`), wantErr: msgAttrKey},
+		{name: "attribute key with an underscore", obj: obj(`{rate_tier: "1"}`), wantErr: msgAttrKey},
+		{name: "attribute key longer than 63", obj: obj(`{` + strings.Repeat("k", 64) + `: x}`), wantErr: msgAttrKey},
+		{name: "attribute value empty", obj: obj(`{plan: ""}`), wantErr: msgAttrValue},
+		{name: "attribute value longer than 64", obj: obj(`{plan: ` + strings.Repeat("v", 65) + `}`), wantErr: "spec.attributes.plan: Too long: may not be more than 64"},
+		{name: "attribute value with CR LF (header injection)", obj: obj(`{plan: "small\r\nX-Latchkey-Client-Id: victim"}`), wantErr: msgAttrValue},
+		{name: "attribute value with a tab", obj: obj(`{plan: "a\tb"}`), wantErr: msgAttrValue},
+		{name: "attribute value with NUL", obj: obj(`{plan: "a\0b"}`), wantErr: msgAttrValue},
+		{name: "attribute value not ASCII", obj: obj(`{plan: "été"}`), wantErr: msgAttrValue},
+		{name: "attribute value with a trailing space", obj: obj(`{plan: "small "}`), wantErr: msgAttrValue},
+		{name: "more than 16 attributes", obj: obj(`{` + numberedMap("k", 17) + `}`), wantErr: "spec.attributes: Too many: 17: must have at most 16 items"},
+	}
+}
+
+// numberedMap returns "k0: v, k1: v, ..." with n entries.
+func numberedMap(prefix string, n int) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = prefix + strconv.Itoa(i) + ": v"
+	}
+	return strings.Join(items, ", ")
+}
+
 func TestApiClientSchema(t *testing.T) {
-	runSchemaCases(t, []schemaCase{
+	runSchemaCases(t, append(attributeCases("ApiClient", "scopes: [system]"), []schemaCase{
 		// Admitted.
 		{
 			name: "system-only client needs no tenant, active and defaults",
@@ -369,11 +410,11 @@ spec:
 				}
 			},
 		},
-	})
+	}...))
 }
 
 func TestCredentialGrantSchema(t *testing.T) {
-	runSchemaCases(t, []schemaCase{
+	runSchemaCases(t, append(attributeCases("CredentialGrant", "clientName: c"), []schemaCase{
 		// Admitted.
 		{
 			name: "minimal grant defaults to bearer",
@@ -497,12 +538,101 @@ spec:
 			obj:    `{kind: CredentialGrant, spec: {clientName: c}}`,
 			update: `{kind: CredentialGrant, spec: {clientName: c, type: bearer}}`,
 		},
+		// Request scopes.
+		{
+			name: "allowedRequests admitted",
+			obj: `
+kind: CredentialGrant
+spec:
+  clientName: c
+  allowedRequests: ["GET /api/v1/reports", "* /api/v1/drafts", "POST /", "GET /v1/things:batchGet", "PROPFIND /dav/~me/x.y-z_@1"]`,
+		},
+		{
+			name:    "allowedRequests: GET without a path",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: [GET]}}`,
+			wantErr: "spec.allowedRequests: Invalid value: " + msgRequestNoPath,
+		},
+		{
+			name:    "allowedRequests: relative path",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET api/v1/reports"]}}`,
+			wantErr: msgRequestRelative,
+		},
+		{
+			name:    "allowedRequests: two spaces read as a relative path",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET  /api/v1/reports"]}}`,
+			wantErr: msgRequestRelative,
+		},
+		{
+			name:    "allowedRequests: lower-case method",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["get /api/v1/reports"]}}`,
+			wantErr: msgRequestMethod,
+		},
+		{
+			name:    "allowedRequests: path first",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["/api/v1/reports GET"]}}`,
+			wantErr: msgRequestMethod,
+		},
+		{
+			name:    "allowedRequests: dot-dot segment",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api/v1/reports/../admin"]}}`,
+			wantErr: msgRequestPlain,
+		},
+		{
+			name:    "allowedRequests: trailing slash",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api/v1/reports/"]}}`,
+			wantErr: msgRequestPlain,
+		},
+		{
+			name:    "allowedRequests: double slash",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api//v1"]}}`,
+			wantErr: msgRequestPlain,
+		},
+		{
+			name:    "allowedRequests: query",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api/v1/reports?x=1"]}}`,
+			wantErr: msgRequestPlain,
+		},
+		{
+			name:    "allowedRequests: percent-encoding",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api%2Fv1"]}}`,
+			wantErr: msgRequestPlain,
+		},
+		{
+			name:    "allowedRequests: path parameter",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api;v=1"]}}`,
+			wantErr: msgRequestPlain,
+		},
+		{
+			name:    "allowedRequests duplicated",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /a", "GET /a"]}}`,
+			wantErr: `spec.allowedRequests[1]: Duplicate value: "GET /a"`,
+		},
+		{
+			name:    "allowedRequests entry longer than 256",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /` + strings.Repeat("a", 260) + `"]}}`,
+			wantErr: "spec.allowedRequests[0]: Too long: may not be more than 256",
+		},
+		{
+			name:    "more than 32 allowedRequests",
+			obj:     `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: [` + numbered("GET /p", 33) + `]}}`,
+			wantErr: "spec.allowedRequests: Too many: 33: must have at most 32 items",
+		},
+		{
+			name:   "allowedRequests editable: narrowed, widened, removed",
+			obj:    `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["* /api"]}}`,
+			update: `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api/v1/reports"]}}`,
+		},
+		{
+			name:   "allowedRequests removed means every request",
+			obj:    `{kind: CredentialGrant, spec: {clientName: c, allowedRequests: ["GET /api"]}}`,
+			update: `{kind: CredentialGrant, spec: {clientName: c}}`,
+		},
 		{
 			name:   "permissions, expiry and description are editable",
 			obj:    `{kind: CredentialGrant, spec: {clientName: c, permissions: [blogs.read], expiresAt: "2030-01-01T00:00:00Z"}}`,
 			update: `{kind: CredentialGrant, spec: {clientName: c, permissions: [blogs.write], expiresAt: "2001-01-01T00:00:00Z", description: expired on purpose}}`,
 		},
-	})
+	}...))
 }
 
 // TestClientSecretRefNamespaceIsPruned shows what a client that does not ask

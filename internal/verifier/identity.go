@@ -53,6 +53,14 @@ type Identity struct {
 	// JTI is an access token's own id (its TokenID is the backing token of
 	// the client secret it was issued against).
 	JTI string `json:"jti,omitempty"`
+	// AllowedRequests is a grant's spec.allowedRequests ("METHOD
+	// /path/prefix"); empty: every request. Shared with the informer's
+	// object: read-only.
+	AllowedRequests []string `json:"allowed_requests,omitempty"`
+	// Attributes are the client's spec.attributes overlaid with the grant's
+	// (the grant wins). Shared with the informer's object when only one
+	// side has any: read-only.
+	Attributes map[string]latchkeyv1alpha1.AttributeValue `json:"attributes,omitempty"`
 
 	// owner is the object whose status records usage.
 	owner usageKey
@@ -267,7 +275,8 @@ func clientIdentity(c *latchkeyv1alpha1.ApiClient, t backing.Token, typ string) 
 		Scopes: c.Spec.Scopes, Permissions: nonNil(c.Spec.Permissions),
 		AllowImpersonate: c.Spec.AllowImpersonate, AllowLogin: c.Spec.AllowLogin,
 		IssuedAt: timeOrNil(t.CreatedAt), ExpiresAt: t.ExpiresAt,
-		owner: usageKey{kind: backing.KindApiClient, namespace: c.Namespace, name: c.Name},
+		Attributes: c.Spec.Attributes,
+		owner:      usageKey{kind: backing.KindApiClient, namespace: c.Namespace, name: c.Name},
 	}
 	if c.Status.LastUsedAt != nil {
 		id.LastUsedAt, id.LastUsedFrom = &c.Status.LastUsedAt.Time, c.Status.LastUsedFrom
@@ -279,6 +288,8 @@ func grantIdentity(c *latchkeyv1alpha1.ApiClient, g *latchkeyv1alpha1.Credential
 	id := clientIdentity(c, t, string(g.EffectiveType()))
 	id.Kind, id.Name, id.Description = backing.KindCredentialGrant, g.Name, g.Spec.Description
 	id.Permissions = EffectivePermissions(g.Spec.Permissions, c.Spec.Permissions)
+	id.AllowedRequests = g.Spec.AllowedRequests
+	id.Attributes = mergeAttributes(c.Spec.Attributes, g.Spec.Attributes)
 	id.owner = usageKey{kind: backing.KindCredentialGrant, namespace: g.Namespace, name: g.Name}
 	id.LastUsedAt, id.LastUsedFrom = nil, ""
 	if g.Status.LastUsedAt != nil {

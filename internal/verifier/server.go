@@ -265,6 +265,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 			return OutcomeForbidden
 		}
 	}
+	if len(id.AllowedRequests) > 0 {
+		if o, denied := s.checkScope(w, r, id); denied {
+			return o
+		}
+	}
 	s.usage.record(id.owner, remoteAddr(r))
 	// The header names are canonical already: set them without
 	// re-canonicalising. The answer is in the headers; gateways ignore a
@@ -278,6 +283,13 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
 	h[HeaderTokenID] = vals[3:4:4]
 	h[HeaderAllowImpersonate] = vals[4:5:5]
 	h[HeaderAllowLogin] = vals[5:6:6]
+	if n := len(id.Attributes); n > 0 {
+		attrs := make([]string, 0, n) // one backing array for every value
+		for name, v := range attributeHeaders(id) {
+			attrs = append(attrs, v)
+			h[name] = attrs[len(attrs)-1 : len(attrs) : len(attrs)]
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	return OutcomeValid
 }
@@ -346,6 +358,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) Outcome {
 	}
 	if id.IssuedAt != nil {
 		resp["iat"] = id.IssuedAt.Unix()
+	}
+	if len(id.Attributes) > 0 {
+		resp["attributes"] = id.Attributes
+	}
+	if len(id.AllowedRequests) > 0 {
+		resp["allowed_requests"] = id.AllowedRequests
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return OutcomeValid

@@ -22,8 +22,9 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 )
 
-// nginxHarness is the whole nginx.conf around a block from docs/gateways.md:
-// only what NGINX needs to run unprivileged in a temporary directory, and the
+// nginxHarness is the whole nginx.conf around a block from docs/gateways.md
+// (in the server block) and an optional one for the http block: only what
+// NGINX needs to run unprivileged in a temporary directory, and the
 // listening port. Nothing here touches headers.
 const nginxHarness = `
 daemon off;
@@ -39,6 +40,7 @@ http {
   fastcgi_temp_path %[1]s/fastcgi;
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
+%[4]s
   server {
     listen 127.0.0.1:%[2]d;
 %[3]s
@@ -115,6 +117,13 @@ func (r *recorder) last() http.Header {
 // replaced by verifierAddr and upstreamAddr, and returns NGINX's base URL.
 func startNGINX(f *fixture, nginx, block, docVerifierAddr, verifierAddr, upstreamAddr string) string {
 	f.t.Helper()
+	return startNGINXHTTP(f, nginx, "", block, docVerifierAddr, verifierAddr, upstreamAddr)
+}
+
+// startNGINXHTTP is startNGINX with httpBlock in NGINX's http block, for
+// directives that belong there (map, limit_req_zone).
+func startNGINXHTTP(f *fixture, nginx, httpBlock, block, docVerifierAddr, verifierAddr, upstreamAddr string) string {
+	f.t.Helper()
 	for _, a := range []string{docVerifierAddr, docUpstreamAddr} {
 		f.g.Expect(block).To(ContainSubstring(a), "the block must name %s: the test replaces it", a)
 	}
@@ -124,7 +133,7 @@ func startNGINX(f *fixture, nginx, block, docVerifierAddr, verifierAddr, upstrea
 	port := freePort(f)
 	dir := f.t.TempDir()
 	conf := filepath.Join(dir, "nginx.conf")
-	f.g.Expect(os.WriteFile(conf, fmt.Appendf(nil, nginxHarness, dir, port, block), 0o600)).To(Succeed())
+	f.g.Expect(os.WriteFile(conf, fmt.Appendf(nil, nginxHarness, dir, port, block, httpBlock), 0o600)).To(Succeed())
 	cmd := exec.Command(nginx, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	f.g.Expect(cmd.Start()).To(Succeed())
