@@ -61,6 +61,10 @@ var (
 
 func main() {
 	flag.Parse()
+	if *profiles != "" {
+		// Fine-grained enough to tell what each token costs.
+		runtime.MemProfileRate = 4096
+	}
 	if *unrelated < 0 {
 		*unrelated = *n
 	}
