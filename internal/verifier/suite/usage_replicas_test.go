@@ -99,6 +99,10 @@ func TestUsageNeverGoesBackwards(t *testing.T) {
 		return time.Time{}
 	}).Should(BeTemporally(">", time.Now().Add(skew/2)))
 
+	// The replica behind has synced its caches too (its informers start on
+	// their own schedule: 503 until then).
+	g.Eventually(func() int { return verify(behind) }).Should(Equal(http.StatusOK))
+
 	// The replica behind verifies the same credential, flush after flush,
 	// also while the replica ahead keeps moving the value forward.
 	deadline := time.Now().Add(2 * time.Second)
