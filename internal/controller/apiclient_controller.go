@@ -22,16 +22,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
-// Consumer Secret of an ApiClient.
+// Condition messages.
 const (
-	ClientSecretType corev1.SecretType = "latchkey.dev/client"
-)
-
-// Keys of an ApiClient's consumer Secret, and messages.
-const (
-	KeyClientID                   = "client_id"
-	KeyClientSecret               = "client_secret"
-	ApiClientKind                 = "ApiClient"
 	reasonSecretRefNotFoundFmt    = "Secret %q (spec.clientSecretRef) does not exist in namespace %q: create it with key %q; the client is issued as soon as it exists"
 	reasonSecretRefKeyNotFoundFmt = "Secret %q (spec.clientSecretRef) in namespace %q has no key %q, or it is empty: add the key with the client secret; the client is issued as soon as it exists"
 )
@@ -142,9 +134,9 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 			return ctrl.Result{}, err
 		}
 		if st.notReadyReason == "" && st.current != nil {
-			d := r.secretSpec(c, st, sec.Data[KeyClientSecret], st.current.ID, o.RotatedFor)
-			if !d.upToDate(sec, c, ApiClientKind) {
-				if err := r.applySecret(ctx, c, latchkeyv1alpha1.GroupVersion.WithKind(ApiClientKind), d); err != nil {
+			d := r.secretSpec(c, st, sec.Data[latchkeyv1alpha1.ClientSecretKey], st.current.ID, o.RotatedFor)
+			if !d.upToDate(sec, c, latchkeyv1alpha1.ApiClientKind) {
+				if err := r.applySecret(ctx, c, latchkeyv1alpha1.GroupVersion.WithKind(latchkeyv1alpha1.ApiClientKind), d); err != nil {
 					return ctrl.Result{}, err
 				}
 			}
@@ -211,9 +203,9 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 	}
 	if sec != nil {
 		o.SecretExists = true
-		o.SecretTokenID = sec.Annotations[annotationTokenID]
-		o.RotatedFor = sec.Annotations[annotationRotatedFor]
-		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && onlyKeys(sec.Data, KeyClientID, KeyClientSecret) &&
+		o.SecretTokenID = sec.Annotations[latchkeyv1alpha1.AnnotationTokenID]
+		o.RotatedFor = sec.Annotations[latchkeyv1alpha1.AnnotationRotatedFor]
+		o.SecretMatches = string(sec.Data[latchkeyv1alpha1.ClientIDKey]) == st.clientID && onlyKeys(sec.Data, latchkeyv1alpha1.ClientIDKey, latchkeyv1alpha1.ClientSecretKey) &&
 			r.secretMatches(c, sec, o.Tokens, source, &o)
 		o.Tampered = !o.SecretMatches
 	}
@@ -227,7 +219,7 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 // consumer Secret still holds what was issued: a rotation) from an edited
 // consumer Secret (tampering).
 func (r *ApiClientReconciler) secretMatches(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret, tokens []backing.Token, source []byte, o *observed) bool {
-	have := sec.Data[KeyClientSecret]
+	have := sec.Data[latchkeyv1alpha1.ClientSecretKey]
 	if c.Spec.ClientSecretRef != nil && source != nil && subtle.ConstantTimeCompare(have, source) == 1 {
 		return true
 	}
@@ -261,18 +253,18 @@ func (r *ApiClientReconciler) referencedSecret(ctx context.Context, ns string, r
 	sec := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefNotFoundFmt, ref.Name, ns, refKey(ref))}
+			return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefNotFoundFmt, ref.Name, ns, ref.EffectiveKey())}
 		}
 		return nil, fmt.Errorf("reading Secret %s/%s of spec.clientSecretRef: %w", ns, ref.Name, err)
 	}
-	v, ok := sec.Data[refKey(ref)]
+	v, ok := sec.Data[ref.EffectiveKey()]
 	if !ok || len(v) == 0 {
-		return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, refKey(ref))}
+		return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, ref.EffectiveKey())}
 	}
 	if len([]rune(string(v))) < minChosenSecretLength {
 		// The length is not told: it is a hint about the secret.
 		return nil, &secretRefMissing{fmt.Sprintf("Secret %q in namespace %q: key %q (spec.clientSecretRef) holds fewer than %d characters, too short for a client secret: put a random one there (for example: openssl rand -base64 32), or remove spec.clientSecretRef to have a secret generated; the client is issued as soon as it is long enough",
-			ref.Name, ns, refKey(ref), minChosenSecretLength)}
+			ref.Name, ns, ref.EffectiveKey(), minChosenSecretLength)}
 	}
 	return v, nil
 }
@@ -300,17 +292,17 @@ func (r *ApiClientReconciler) issue(ctx context.Context, c *latchkeyv1alpha1.Api
 		ID: id, Hash: hash, OwnerKind: backing.KindApiClient, OwnerNamespace: c.Namespace, OwnerName: c.Name,
 		OwnerUID: c.UID, ClientUID: c.UID, ClientID: st.clientID, Type: backing.TypeClientSecret,
 	}
-	if st.current, err = r.rollOut(ctx, c, ApiClientKind, bt, r.secretSpec(c, st, []byte(secret), id, o.RotateWanted), p, o); err != nil {
+	if st.current, err = r.rollOut(ctx, c, latchkeyv1alpha1.ApiClientKind, bt, r.secretSpec(c, st, []byte(secret), id, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, c, ApiClientKind, p.Action, id, len(p.Delete), o.Tampered)
+	recordIssue(ctx, r.Recorder, c, latchkeyv1alpha1.ApiClientKind, p.Action, id, len(p.Delete), o.Tampered)
 	return nil
 }
 
 func (r *ApiClientReconciler) secretSpec(c *latchkeyv1alpha1.ApiClient, st *clientState, secret []byte, tokenID, rotatedFor string) consumerSecretSpec {
 	return consumerSecretSpec{
-		Name: st.secretName, Type: ClientSecretType, TokenID: tokenID, RotatedFor: rotatedFor, Template: c.Spec.SecretTemplate,
-		Data: map[string][]byte{KeyClientID: []byte(st.clientID), KeyClientSecret: secret},
+		Name: st.secretName, Type: latchkeyv1alpha1.ClientSecretType, TokenID: tokenID, RotatedFor: rotatedFor, Template: c.Spec.SecretTemplate,
+		Data: map[string][]byte{latchkeyv1alpha1.ClientIDKey: []byte(st.clientID), latchkeyv1alpha1.ClientSecretKey: secret},
 	}
 }
 
@@ -330,8 +322,8 @@ func (r *ApiClientReconciler) revoke(ctx context.Context, c *latchkeyv1alpha1.Ap
 	}
 	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventRevoked, "Revoke",
 		"Deleted the backing tokens of client %s and of its grants", c.Status.ClientID)
-	metricRevoked.WithLabelValues(ApiClientKind, "deleted").Inc()
-	forgetMetrics(ApiClientKind, c.Namespace, c.Name)
+	metricRevoked.WithLabelValues(latchkeyv1alpha1.ApiClientKind, "deleted").Inc()
+	forgetMetrics(latchkeyv1alpha1.ApiClientKind, c.Namespace, c.Name)
 	return removeFinalizer(ctx, r.Client, c)
 }
 
@@ -376,7 +368,7 @@ func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientSt
 	} else {
 		setStalled(&s.Conditions, "", "", c.Generation)
 	}
-	setReadyMetric(ApiClientKind, c.Namespace, c.Name, ready.Status == metav1.ConditionTrue)
+	setReadyMetric(latchkeyv1alpha1.ApiClientKind, c.Namespace, c.Name, ready.Status == metav1.ConditionTrue)
 	return s
 }
 
@@ -416,13 +408,6 @@ func onlyKeys(data map[string][]byte, keys ...string) bool {
 		}
 	}
 	return true
-}
-
-func refKey(ref *latchkeyv1alpha1.SecretKeyReference) string {
-	if ref.Key == "" {
-		return KeyClientSecret
-	}
-	return ref.Key
 }
 
 func grace(r *latchkeyv1alpha1.Rotation) time.Duration {

@@ -22,23 +22,6 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
-// Consumer Secret of a CredentialGrant (RFC 6749 and bootstrap-token names).
-const (
-	GrantSecretType corev1.SecretType = "latchkey.dev/token"
-)
-
-// Keys of a CredentialGrant's consumer Secret.
-const (
-	CredentialGrantKind = "CredentialGrant"
-	KeyToken            = "token"
-	KeyTokenID          = "token_id"
-	KeyExpiresAt        = "expires_at"
-	KeyKeyID            = "key_id"
-	KeyKeySecret        = "key_secret"
-	KeyUsername         = "username"
-	KeyPassword         = "password"
-)
-
 // CredentialGrantReconciler issues a grant's token into its consumer Secret,
 // keeps its hash in a backing token, expires it at spec.expiresAt, and
 // deletes the backing token when the grant is deleted.
@@ -104,7 +87,7 @@ func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latch
 		if st.expired {
 			reason = "expired"
 		}
-		metricRevoked.WithLabelValues(CredentialGrantKind, reason).Add(float64(len(p.Delete)))
+		metricRevoked.WithLabelValues(latchkeyv1alpha1.CredentialGrantKind, reason).Add(float64(len(p.Delete)))
 	}
 	if p.Action == actionKeep {
 		if err := r.settle(ctx, p, st.now, o.Grace); err != nil {
@@ -174,9 +157,9 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 	}
 	if sec != nil {
 		o.SecretExists = true
-		o.SecretTokenID = sec.Annotations[annotationTokenID]
-		o.RotatedFor = sec.Annotations[annotationRotatedFor]
-		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens) &&
+		o.SecretTokenID = sec.Annotations[latchkeyv1alpha1.AnnotationTokenID]
+		o.RotatedFor = sec.Annotations[latchkeyv1alpha1.AnnotationRotatedFor]
+		o.SecretMatches = string(sec.Data[latchkeyv1alpha1.ClientIDKey]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens) &&
 			r.derivedKeysMatch(g, st, sec)
 		o.Tampered = !o.SecretMatches
 	}
@@ -185,8 +168,8 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 
 // tokenMatches checks the Secret's token against its backing token's hash.
 func tokenMatches(sec *corev1.Secret, id string, tokens []backing.Token) bool {
-	tok, err := token.Parse(string(sec.Data[KeyToken]))
-	if err != nil || tok.ID != id || string(sec.Data[KeyTokenID]) != id {
+	tok, err := token.Parse(string(sec.Data[latchkeyv1alpha1.TokenKey]))
+	if err != nil || tok.ID != id || string(sec.Data[latchkeyv1alpha1.TokenIDKey]) != id {
 		return false
 	}
 	for _, t := range tokens {
@@ -202,7 +185,7 @@ func tokenMatches(sec *corev1.Secret, id string, tokens []backing.Token) bool {
 // its token, with the values derived from it (expires_at aside: it follows
 // spec.expiresAt and refresh rewrites it).
 func (r *CredentialGrantReconciler) derivedKeysMatch(g *latchkeyv1alpha1.CredentialGrant, st *grantState, sec *corev1.Secret) bool {
-	tok, err := token.Parse(string(sec.Data[KeyToken]))
+	tok, err := token.Parse(string(sec.Data[latchkeyv1alpha1.TokenKey]))
 	if err != nil {
 		return false
 	}
@@ -212,7 +195,7 @@ func (r *CredentialGrantReconciler) derivedKeysMatch(g *latchkeyv1alpha1.Credent
 	}
 	for k, v := range want {
 		have, ok := sec.Data[k]
-		if !ok || k != KeyExpiresAt && subtle.ConstantTimeCompare(have, v) != 1 {
+		if !ok || k != latchkeyv1alpha1.ExpiresAtKey && subtle.ConstantTimeCompare(have, v) != 1 {
 			return false
 		}
 	}
@@ -231,10 +214,10 @@ func (r *CredentialGrantReconciler) issue(ctx context.Context, g *latchkeyv1alph
 		OwnerNamespace: g.Namespace, OwnerName: g.Name, OwnerUID: g.UID, ClientUID: st.client.UID,
 		ClientID: st.clientID, Type: string(g.EffectiveType()), ExpiresAt: timePtr(g.Spec.ExpiresAt),
 	}
-	if st.current, err = r.rollOut(ctx, g, CredentialGrantKind, bt, r.secretSpec(g, st, tok, o.RotateWanted), p, o); err != nil {
+	if st.current, err = r.rollOut(ctx, g, latchkeyv1alpha1.CredentialGrantKind, bt, r.secretSpec(g, st, tok, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, g, CredentialGrantKind, p.Action, tok.ID, len(p.Delete), o.Tampered)
+	recordIssue(ctx, r.Recorder, g, latchkeyv1alpha1.CredentialGrantKind, p.Action, tok.ID, len(p.Delete), o.Tampered)
 	return nil
 }
 
@@ -249,31 +232,31 @@ func (r *CredentialGrantReconciler) refresh(ctx context.Context, g *latchkeyv1al
 			return err
 		}
 	}
-	tok, err := token.Parse(string(sec.Data[KeyToken]))
+	tok, err := token.Parse(string(sec.Data[latchkeyv1alpha1.TokenKey]))
 	if err != nil {
 		return nil // decide saw it as consistent, so this cannot happen
 	}
 	d := r.secretSpec(g, st, tok, o.RotatedFor)
-	if d.upToDate(sec, g, CredentialGrantKind) {
+	if d.upToDate(sec, g, latchkeyv1alpha1.CredentialGrantKind) {
 		return nil
 	}
-	return r.applySecret(ctx, g, latchkeyv1alpha1.GroupVersion.WithKind(CredentialGrantKind), d)
+	return r.applySecret(ctx, g, latchkeyv1alpha1.GroupVersion.WithKind(latchkeyv1alpha1.CredentialGrantKind), d)
 }
 
 func (r *CredentialGrantReconciler) secretSpec(g *latchkeyv1alpha1.CredentialGrant, st *grantState, tok token.Token, rotatedFor string) consumerSecretSpec {
 	data := map[string][]byte{
-		KeyToken:     []byte(tok.String()),
-		KeyTokenID:   []byte(tok.ID),
-		KeyClientID:  []byte(st.clientID),
-		KeyExpiresAt: []byte(formatTime(timePtr(g.Spec.ExpiresAt))),
+		latchkeyv1alpha1.TokenKey:     []byte(tok.String()),
+		latchkeyv1alpha1.TokenIDKey:   []byte(tok.ID),
+		latchkeyv1alpha1.ClientIDKey:  []byte(st.clientID),
+		latchkeyv1alpha1.ExpiresAtKey: []byte(formatTime(timePtr(g.Spec.ExpiresAt))),
 	}
 	switch g.EffectiveType() {
 	case latchkeyv1alpha1.CredentialTypeKeyAuth:
-		data[KeyKeyID], data[KeyKeySecret] = []byte(tok.ID), []byte(tok.Secret)
+		data[latchkeyv1alpha1.KeyIDKey], data[latchkeyv1alpha1.KeySecretKey] = []byte(tok.ID), []byte(tok.Secret)
 	case latchkeyv1alpha1.CredentialTypeBasicAuth:
-		data[KeyUsername], data[KeyPassword] = []byte(tok.ID), []byte(tok.Secret)
+		data[latchkeyv1alpha1.UsernameKey], data[latchkeyv1alpha1.PasswordKey] = []byte(tok.ID), []byte(tok.Secret)
 	}
-	return consumerSecretSpec{Name: st.secretName, Type: GrantSecretType, Data: data, TokenID: tok.ID,
+	return consumerSecretSpec{Name: st.secretName, Type: latchkeyv1alpha1.GrantSecretType, Data: data, TokenID: tok.ID,
 		RotatedFor: rotatedFor, Template: g.Spec.SecretTemplate}
 }
 
@@ -286,8 +269,8 @@ func (r *CredentialGrantReconciler) revoke(ctx context.Context, g *latchkeyv1alp
 		return err
 	}
 	r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventRevoked, "Revoke", "Deleted the backing token of %s", g.Status.TokenID)
-	metricRevoked.WithLabelValues(CredentialGrantKind, "deleted").Inc()
-	forgetMetrics(CredentialGrantKind, g.Namespace, g.Name)
+	metricRevoked.WithLabelValues(latchkeyv1alpha1.CredentialGrantKind, "deleted").Inc()
+	forgetMetrics(latchkeyv1alpha1.CredentialGrantKind, g.Namespace, g.Name)
 	return removeFinalizer(ctx, r.Client, g)
 }
 
@@ -336,7 +319,7 @@ func (r *CredentialGrantReconciler) status(g *latchkeyv1alpha1.CredentialGrant, 
 	default:
 		setStalled(&s.Conditions, "", "", g.Generation)
 	}
-	setReadyMetric(CredentialGrantKind, g.Namespace, g.Name, ready.Status == metav1.ConditionTrue)
+	setReadyMetric(latchkeyv1alpha1.CredentialGrantKind, g.Namespace, g.Name, ready.Status == metav1.ConditionTrue)
 	return s
 }
 
