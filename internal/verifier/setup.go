@@ -20,6 +20,25 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/servingcert"
 )
 
+// Defaults of the verification service, shared by Options.Defaults and the
+// command-line flags (cmd/main.go, cmd/latchkey-dev) so each is written once.
+const (
+	DefaultIntrospectionPermission = "system.introspect"
+	DefaultAccessTokenTTL          = time.Hour
+	DefaultAudience                = "latchkey"
+	DefaultFailuresPerSecond       = 1
+	DefaultFailureBurst            = 10
+	// DefaultServiceName is the chart's verifier Service (in the operator
+	// namespace): the default issuer and certificate name.
+	DefaultServiceName = "latchkey-verifier"
+	// DefaultUsageInterval is the flags' usage-write interval (0 in Options
+	// disables usage recording).
+	DefaultUsageInterval = time.Minute
+	// DefaultMaxStaleness is the flags' staleness bound (0 in Options
+	// disables it).
+	DefaultMaxStaleness = 5 * time.Minute
+)
+
 // Options configure the verification service.
 type Options struct {
 	// Namespace is the operator's namespace, where backing tokens live.
@@ -70,25 +89,25 @@ type Options struct {
 // Defaults fills unset options.
 func (o *Options) Defaults() {
 	if o.IntrospectionPermission == "" {
-		o.IntrospectionPermission = "system.introspect"
+		o.IntrospectionPermission = DefaultIntrospectionPermission
 	}
 	if o.AccessTokenTTL == 0 {
-		o.AccessTokenTTL = time.Hour
+		o.AccessTokenTTL = DefaultAccessTokenTTL
 	}
 	if o.Issuer == "" {
 		o.Issuer = DefaultIssuer(o.Namespace)
 	}
 	if o.Audience == "" {
-		o.Audience = "latchkey"
+		o.Audience = DefaultAudience
 	}
 	if o.SigningKeySecret == "" {
 		o.SigningKeySecret = backing.SigningKeysSecretName
 	}
 	if o.FailuresPerSecond == 0 {
-		o.FailuresPerSecond = 1
+		o.FailuresPerSecond = DefaultFailuresPerSecond
 	}
 	if o.FailureBurst == 0 {
-		o.FailureBurst = 10
+		o.FailureBurst = DefaultFailureBurst
 	}
 	if o.SlowHashMemoryBudget <= 0 {
 		o.SlowHashMemoryBudget = DefaultSlowHashMemoryBudget
@@ -101,7 +120,7 @@ func (o *Options) Defaults() {
 // DefaultIssuer is the access-token issuer when none is configured: the
 // chart's verifier Service.
 func DefaultIssuer(namespace string) string {
-	return "https://latchkey-verifier." + namespace + ".svc:8082"
+	return "https://" + DefaultServiceName + "." + namespace + ".svc:8082"
 }
 
 // Setup adds the verification service to the manager: its index, its HTTP
