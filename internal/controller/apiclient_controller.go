@@ -35,6 +35,7 @@ type ApiClientReconciler struct {
 	store
 	Recorder recorder.EventRecorder
 	Now      func() time.Time
+	outbox   outbox
 }
 
 // +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients,verbs=get;list;watch;update;patch
@@ -62,9 +63,17 @@ func (r *ApiClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		st.fail(err)
 	}
-	if serr := patchStatus(ctx, r.Client, c, &c.Status, r.status(c, st)); serr != nil && err == nil {
-		err = serr
+	status, effects := r.status(c, st)
+	if serr := patchStatus(ctx, r.Client, c, &c.Status, status); serr != nil {
+		// Nothing is reported for an attempt whose status was lost: what it
+		// issued is reported once a status write succeeds.
+		r.outbox.hold(c.UID, st.effects)
+		if err == nil {
+			err = serr
+		}
+		return res, err
 	}
+	r.outbox.release(ctx, c.UID, append(st.effects, effects...))
 	return res, err
 }
 
@@ -81,6 +90,8 @@ type clientState struct {
 	keepTokenID bool
 	// notReadyReason/Message explain why no secret is issued now.
 	notReadyReason, notReadyMessage string
+	// effects report what was done (an issue), once the status is written.
+	effects []effect
 }
 
 func (s *clientState) fail(err error) {
@@ -295,7 +306,7 @@ func (r *ApiClientReconciler) issue(ctx context.Context, c *latchkeyv1alpha1.Api
 	if st.current, err = r.rollOut(ctx, c, latchkeyv1alpha1.ApiClientKind, bt, r.secretSpec(c, st, []byte(secret), id, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, c, latchkeyv1alpha1.ApiClientKind, p.Action, id, len(p.Delete), o.Tampered)
+	st.effects = append(st.effects, issueEffect(r.Recorder, c, latchkeyv1alpha1.ApiClientKind, p.Action, id, len(p.Delete), o.Tampered))
 	return nil
 }
 
@@ -323,12 +334,15 @@ func (r *ApiClientReconciler) revoke(ctx context.Context, c *latchkeyv1alpha1.Ap
 	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventRevoked, "Revoke",
 		"Deleted the backing tokens of client %s and of its grants", c.Status.ClientID)
 	metricRevoked.WithLabelValues(latchkeyv1alpha1.ApiClientKind, "deleted").Inc()
+	r.outbox.drop(c.UID)
 	forgetMetrics(latchkeyv1alpha1.ApiClientKind, c.Namespace, c.Name)
 	return removeFinalizer(ctx, r.Client, c)
 }
 
-// status rebuilds the status from what this reconcile observed and did.
-func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientState) latchkeyv1alpha1.ApiClientStatus {
+// status rebuilds the status from what this reconcile observed and did,
+// and returns the Events and metrics its changes call for, to be emitted
+// once it is written.
+func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientState) (latchkeyv1alpha1.ApiClientStatus, []effect) {
 	s := *c.Status.DeepCopy()
 	s.ObservedGeneration = c.Generation
 	s.ClientID = st.clientID
@@ -343,33 +357,22 @@ func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientSt
 		s.TokenID = st.current.ID
 		s.IssuedAt = &metav1.Time{Time: st.current.CreatedAt.UTC().Truncate(time.Second)}
 	}
-	ready := metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: latchkeyv1alpha1.ReasonIssued, Message: fmt.Sprintf("Client secret issued into Secret %q", st.secretName)}
-	if st.notReadyReason != "" || st.current == nil {
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, st.notReadyReason, st.notReadyMessage
+	conds := clientConditions(clientFacts{SecretName: st.secretName, Issued: st.current != nil,
+		NotReadyReason: st.notReadyReason, NotReadyMessage: st.notReadyMessage, Active: c.IsActive()})
+	var effects []effect
+	if was, now := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionActive), meta.FindStatusCondition(conds, latchkeyv1alpha1.ConditionActive); was != nil && was.Status != now.Status {
+		effects = append(effects, func(context.Context) {
+			if now.Status == metav1.ConditionFalse {
+				r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventDeactivated, "Deactivate", "Client deactivated: its credentials are rejected")
+			} else {
+				r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventActivated, "Activate", "Client activated: its credentials are accepted again")
+			}
+		})
 	}
-	active := metav1.Condition{Type: latchkeyv1alpha1.ConditionActive, Status: metav1.ConditionTrue,
-		Reason: latchkeyv1alpha1.ReasonActive, Message: "Credentials of this client are accepted"}
-	if !c.IsActive() {
-		active.Status, active.Reason = metav1.ConditionFalse, latchkeyv1alpha1.ReasonDeactivated
-		active.Message = "spec.active is false: every credential of this client is rejected until it is true again"
-	}
-	if was := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionActive); was != nil && was.Status != active.Status {
-		if active.Status == metav1.ConditionFalse {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventDeactivated, "Deactivate", "Client deactivated: its credentials are rejected")
-		} else {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventActivated, "Activate", "Client activated: its credentials are accepted again")
-		}
-	}
-	setCondition(&s.Conditions, ready, c.Generation)
-	setCondition(&s.Conditions, active, c.Generation)
-	if ready.Status == metav1.ConditionFalse {
-		setStalled(&s.Conditions, ready.Reason, ready.Message, c.Generation)
-	} else {
-		setStalled(&s.Conditions, "", "", c.Generation)
-	}
-	setReadyMetric(latchkeyv1alpha1.ApiClientKind, c.Namespace, c.Name, ready.Status == metav1.ConditionTrue)
-	return s
+	setConditions(&s.Conditions, conds, c.Generation)
+	ready := meta.IsStatusConditionTrue(conds, latchkeyv1alpha1.ConditionReady)
+	effects = append(effects, func(context.Context) { setReadyMetric(latchkeyv1alpha1.ApiClientKind, c.Namespace, c.Name, ready) })
+	return s, effects
 }
 
 // effectiveClientID is the client id in force: the fixed one, else the one

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +17,6 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
-	"github.com/latchkey-dev/latchkey/internal/permissions"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
@@ -29,6 +27,7 @@ type CredentialGrantReconciler struct {
 	store
 	Recorder recorder.EventRecorder
 	Now      func() time.Time
+	outbox   outbox
 }
 
 // +kubebuilder:rbac:groups=latchkey.dev,resources=credentialgrants,verbs=get;list;watch;update;patch
@@ -53,9 +52,17 @@ func (r *CredentialGrantReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		st.notReadyReason, st.notReadyMessage = latchkeyv1alpha1.ReasonIssueFailed, err.Error()
 	}
-	if serr := patchStatus(ctx, r.Client, g, &g.Status, r.status(g, st)); serr != nil && err == nil {
-		err = serr
+	status, effects := r.status(g, st)
+	if serr := patchStatus(ctx, r.Client, g, &g.Status, status); serr != nil {
+		// Nothing is reported for an attempt whose status was lost: what it
+		// issued or revoked is reported once a status write succeeds.
+		r.outbox.hold(g.UID, st.effects)
+		if err == nil {
+			err = serr
+		}
+		return res, err
 	}
+	r.outbox.release(ctx, g.UID, append(st.effects, effects...))
 	return res, err
 }
 
@@ -70,6 +77,9 @@ type grantState struct {
 	revoked    bool
 	// notReadyReason/Message explain why the credential is not usable.
 	notReadyReason, notReadyMessage string
+	// effects report what was done (issue, revocations), once the status is
+	// written.
+	effects []effect
 }
 
 func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState) (ctrl.Result, error) {
@@ -87,7 +97,10 @@ func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latch
 		if st.expired {
 			reason = "expired"
 		}
-		metricRevoked.WithLabelValues(latchkeyv1alpha1.CredentialGrantKind, reason).Add(float64(len(p.Delete)))
+		n := float64(len(p.Delete))
+		st.effects = append(st.effects, func(context.Context) {
+			metricRevoked.WithLabelValues(latchkeyv1alpha1.CredentialGrantKind, reason).Add(n)
+		})
 	}
 	if p.Action == actionKeep {
 		if err := r.settle(ctx, p, st.now, o.Grace); err != nil {
@@ -217,7 +230,7 @@ func (r *CredentialGrantReconciler) issue(ctx context.Context, g *latchkeyv1alph
 	if st.current, err = r.rollOut(ctx, g, latchkeyv1alpha1.CredentialGrantKind, bt, r.secretSpec(g, st, tok, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, g, latchkeyv1alpha1.CredentialGrantKind, p.Action, tok.ID, len(p.Delete), o.Tampered)
+	st.effects = append(st.effects, issueEffect(r.Recorder, g, latchkeyv1alpha1.CredentialGrantKind, p.Action, tok.ID, len(p.Delete), o.Tampered))
 	return nil
 }
 
@@ -270,82 +283,53 @@ func (r *CredentialGrantReconciler) revoke(ctx context.Context, g *latchkeyv1alp
 	}
 	r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventRevoked, "Revoke", "Deleted the backing token of %s", g.Status.TokenID)
 	metricRevoked.WithLabelValues(latchkeyv1alpha1.CredentialGrantKind, "deleted").Inc()
+	r.outbox.drop(g.UID)
 	forgetMetrics(latchkeyv1alpha1.CredentialGrantKind, g.Namespace, g.Name)
 	return removeFinalizer(ctx, r.Client, g)
 }
 
-// status rebuilds the grant's status from what this reconcile observed.
-func (r *CredentialGrantReconciler) status(g *latchkeyv1alpha1.CredentialGrant, st *grantState) latchkeyv1alpha1.CredentialGrantStatus {
+// status rebuilds the grant's status from what this reconcile observed, and
+// returns the Events and metrics its changes call for, to be emitted once it
+// is written.
+func (r *CredentialGrantReconciler) status(g *latchkeyv1alpha1.CredentialGrant, st *grantState) (latchkeyv1alpha1.CredentialGrantStatus, []effect) {
 	s := *g.Status.DeepCopy()
 	s.ObservedGeneration = g.Generation
 	s.SecretName = st.secretName
 	s.ClientID = st.clientID
 	s.ExpiresAt = g.Spec.ExpiresAt
+	var effects []effect
 	if st.current != nil {
 		s.TokenID = st.current.ID
 		s.IssuedAt = &metav1.Time{Time: st.current.CreatedAt.UTC().Truncate(time.Second)}
-		metricExpiration.DeletePartialMatch(map[string]string{"namespace": g.Namespace, "name": g.Name})
-		if g.Spec.ExpiresAt != nil {
-			metricExpiration.WithLabelValues(g.Namespace, g.Name, s.TokenID).Set(float64(g.Spec.ExpiresAt.Unix()))
-		}
+		tokenID := s.TokenID
+		effects = append(effects, func(context.Context) {
+			metricExpiration.DeletePartialMatch(map[string]string{"namespace": g.Namespace, "name": g.Name})
+			if g.Spec.ExpiresAt != nil {
+				metricExpiration.WithLabelValues(g.Namespace, g.Name, tokenID).Set(float64(g.Spec.ExpiresAt.Unix()))
+			}
+		})
 	}
-	ready := r.readyCondition(g, st)
-	expired := metav1.Condition{Type: latchkeyv1alpha1.ConditionExpired, Status: metav1.ConditionFalse, Reason: latchkeyv1alpha1.ReasonNotExpired,
-		Message: "The credential has not expired"}
-	if st.expired {
-		expired.Status, expired.Reason = metav1.ConditionTrue, latchkeyv1alpha1.ReasonExpired
-		expired.Message = fmt.Sprintf("spec.expiresAt %s has passed: the credential is revoked; set a later spec.expiresAt to issue a new one", formatTime(timePtr(g.Spec.ExpiresAt)))
-		if was := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionExpired); was == nil || was.Status != metav1.ConditionTrue {
-			r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventExpired, "Expire", "The credential %s expired and its backing token was deleted", s.TokenID)
+	f := grantFacts{SecretName: st.secretName, ClientName: g.Spec.ClientName,
+		NotReadyReason: st.notReadyReason, NotReadyMessage: st.notReadyMessage,
+		Expired: st.expired, ExpiresAt: formatTime(timePtr(g.Spec.ExpiresAt)),
+		Issued: st.current != nil, Revoked: st.revoked, GrantPermissions: g.Spec.Permissions}
+	if st.client != nil {
+		f.ClientActive, f.ClientPermissions = st.client.IsActive(), st.client.Spec.Permissions
+	}
+	conds := grantConditions(f)
+	if becameTrue(s.Conditions, conds, latchkeyv1alpha1.ConditionExpired) {
+		tokenID := s.TokenID
+		effects = append(effects, func(context.Context) {
+			r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventExpired, "Expire", "The credential %s expired and its backing token was deleted", tokenID)
 			metricExpired.WithLabelValues(g.Namespace).Inc()
-		}
+		})
 	}
-	revoked := metav1.Condition{Type: latchkeyv1alpha1.ConditionRevoked, Status: metav1.ConditionFalse, Reason: latchkeyv1alpha1.ReasonNotRevoked,
-		Message: "The backing token exists"}
-	if st.revoked {
-		revoked.Status, revoked.Reason = metav1.ConditionTrue, latchkeyv1alpha1.ReasonRevoked
-		revoked.Message = "The backing token has been deleted: the credential is rejected"
-	}
-	setCondition(&s.Conditions, ready, g.Generation)
-	setCondition(&s.Conditions, expired, g.Generation)
-	setCondition(&s.Conditions, revoked, g.Generation)
-	// An expired grant is stalled whatever else is wrong with it (its client
-	// gone too): only a later spec.expiresAt brings it back.
-	switch {
-	case st.expired:
-		setStalled(&s.Conditions, latchkeyv1alpha1.ReasonExpired, expired.Message, g.Generation)
-	case ready.Status == metav1.ConditionFalse:
-		setStalled(&s.Conditions, ready.Reason, ready.Message, g.Generation)
-	default:
-		setStalled(&s.Conditions, "", "", g.Generation)
-	}
-	setReadyMetric(latchkeyv1alpha1.CredentialGrantKind, g.Namespace, g.Name, ready.Status == metav1.ConditionTrue)
-	return s
-}
-
-func (r *CredentialGrantReconciler) readyCondition(g *latchkeyv1alpha1.CredentialGrant, st *grantState) metav1.Condition {
-	notReady := func(reason, msg string) metav1.Condition {
-		return metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
-	}
-	switch {
-	case st.notReadyReason != "":
-		return notReady(st.notReadyReason, st.notReadyMessage)
-	case st.expired:
-		return notReady(latchkeyv1alpha1.ReasonExpired, fmt.Sprintf(
-			"The credential expired at spec.expiresAt %s and is revoked: set a later spec.expiresAt to issue a new one, or delete this CredentialGrant", formatTime(timePtr(g.Spec.ExpiresAt))))
-	case st.current == nil:
-		return notReady(latchkeyv1alpha1.ReasonIssueFailed, "No credential is issued yet")
-	case !st.client.IsActive():
-		return notReady(latchkeyv1alpha1.ReasonClientInactive, fmt.Sprintf(
-			"ApiClient %q is deactivated (spec.active: false): the credential is rejected until the client is active again", g.Spec.ClientName))
-	}
-	if missing := permissions.Subset(g.Spec.Permissions, st.client.Spec.Permissions); len(missing) > 0 {
-		return notReady(latchkeyv1alpha1.ReasonPermissionNotGranted, fmt.Sprintf(
-			"ApiClient %q does not hold %s: grant them to the client or remove them from spec.permissions; until then the credential has only the permissions both hold",
-			g.Spec.ClientName, strings.Join(missing, ", ")))
-	}
-	return metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: latchkeyv1alpha1.ReasonIssued,
-		Message: fmt.Sprintf("Credential issued into Secret %q", st.secretName)}
+	setConditions(&s.Conditions, conds, g.Generation)
+	ready := meta.IsStatusConditionTrue(conds, latchkeyv1alpha1.ConditionReady)
+	effects = append(effects, func(context.Context) {
+		setReadyMetric(latchkeyv1alpha1.CredentialGrantKind, g.Namespace, g.Name, ready)
+	})
+	return s, effects
 }
 
 func timePtr(t *metav1.Time) *time.Time {
