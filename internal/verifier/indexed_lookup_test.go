@@ -55,8 +55,8 @@ func (c *countingIndexer) ByIndex(n, v string) ([]any, error) {
 }
 
 // Scans.
-func (c *countingIndexer) List() []any         { c.count("List"); return c.Indexer.List() }
-func (c *countingIndexer) ListKeys() []string  { c.count("ListKeys"); return c.Indexer.ListKeys() }
+func (c *countingIndexer) List() []any        { c.count("List"); return c.Indexer.List() }
+func (c *countingIndexer) ListKeys() []string { c.count("ListKeys"); return c.Indexer.ListKeys() }
 func (c *countingIndexer) Index(n string, o any) ([]any, error) {
 	c.count("Index")
 	return c.Indexer.Index(n, o)
