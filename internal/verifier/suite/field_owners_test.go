@@ -27,7 +27,7 @@ func statusFieldsOf(t *testing.T, obj client.Object) (map[string][]string, map[s
 			continue
 		}
 		var fields map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			t.Fatal(err)
 		}
 		status, _ := fields["f:status"].(map[string]any)
