@@ -14,6 +14,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -221,6 +222,9 @@ func (o *Options) Defaults() {
 		o.Verifier.Issuer = verifier.DefaultIssuer(o.Namespace)
 	}
 	o.Verifier.Namespace = o.TokenNamespace
+	if o.Verifier.Informers == nil {
+		o.Verifier.Informers = &verifier.Informers{}
+	}
 	o.Verifier.Defaults()
 }
 
@@ -266,8 +270,15 @@ func CacheOptions(opts Options) cache.Options {
 			secrets.Namespaces[ns] = cache.Config{}
 		}
 	}
+	var newInformer func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer
+	if opts.Verifier.Informers != nil {
+		// The verifier reads the informers' indexers, also of a
+		// namespace-restricted cache (whose informers do not expose them).
+		newInformer = opts.Verifier.Informers.NewInformer
+	}
 	// ByObject is keyed by pointer: each kind must appear exactly once.
 	return cache.Options{
+		NewInformer:                 newInformer,
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		DefaultNamespaces:           namespaces,

@@ -281,3 +281,18 @@ func size(m map[string]string) int {
 	}
 	return n
 }
+
+// The manager's cache records its informers for the verifier, so that a
+// namespace-restricted cache (whose informers expose no indexer) is still
+// read through indexers (internal/verifier/suite
+// TestVerifierServesFromInformerIndexers).
+func TestDefaultsShareInformersWithVerifier(t *testing.T) {
+	o := Options{Namespace: "lk", WatchNamespaces: []string{"a"}, VerifierOnly: true}
+	o.Defaults()
+	if o.Verifier.Informers == nil {
+		t.Fatal("Defaults left Verifier.Informers nil")
+	}
+	if CacheOptions(o).NewInformer == nil {
+		t.Fatal("the cache does not record its informers for the verifier")
+	}
+}

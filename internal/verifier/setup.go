@@ -82,6 +82,11 @@ type Options struct {
 	// replica) has arrived through its watch for longer, it answers 503 and
 	// is not ready, until the watch delivers one again. 0 disables the bound.
 	MaxStaleness time.Duration
+	// Informers, when the manager's cache was built with its NewInformer,
+	// gives the verifier the indexers of a namespace-restricted cache, whose
+	// informers have none of their own (see Informers). Nil: such a cache is
+	// read through its reader (a deep copy per lookup).
+	Informers *Informers
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -161,6 +166,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 			}
 			if ii, ok := inf.(interface{ GetIndexer() toolscache.Indexer }); ok {
 				indexers[i] = ii.GetIndexer()
+			} else {
+				indexers[i] = opts.Informers.indexer(obj)
 			}
 			if _, isSecret := obj.(*corev1.Secret); isSecret && s.fresh != nil {
 				beat := func(o any) {

@@ -41,40 +41,16 @@ func (c *readCountingCache) List(ctx context.Context, list client.ObjectList, op
 }
 
 // Once its informers run, the verifier answers from their indexers: a
-// verifier (cluster-wide cache, as the manager of `make run` and of a
-// cluster-scoped install has it) whose cache counts reads serves grant
-// tokens, client secrets and unknown tokens with no read through the cache
-// at all. (internal/verifier's TestRequestsServedByIndexedLookup shows that
-// the indexer calls are keyed lookups, not scans.)
-//
-// Not so where the cache is namespace-restricted (--watch-namespaces, and
-// --verifier-only, whose Secret cache is limited to the token namespace):
-// controller-runtime then hands out informers without an indexer, and every
-// lookup falls back to a cache Get (a deep copy); see docs/performance.md.
+// verifier whose cache counts reads serves grant tokens, client secrets and
+// unknown tokens with no read through the cache at all, with a cluster-wide
+// cache (as a cluster-scoped manager has it) and with a namespace-restricted
+// one (--watch-namespaces, and --verifier-only as the chart runs it, whose
+// Secret cache is limited to the token namespace), where controller-runtime's
+// informers expose no indexer and verifier.Informers supplies them.
+// (internal/verifier's TestRequestsServedByIndexedLookup shows that the
+// indexer calls are keyed lookups, not scans.)
 func TestVerifierServesFromInformerIndexers(t *testing.T) {
 	f := newFixture(t) // the operator: issues the credentials
-	counted := &readCountingCache{}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 operator.NewScheme(),
-		Cache:                  operator.CacheOptions(operator.Options{Namespace: f.opNs}),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		NewCache: func(cfg *rest.Config, o cache.Options) (cache.Cache, error) {
-			c, err := cache.New(cfg, o)
-			counted.Cache = c
-			return counted, err
-		},
-	})
-	f.g.Expect(err).NotTo(HaveOccurred())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	f.g.Expect(err).NotTo(HaveOccurred())
-	_, err = verifier.Setup(mgr, verifier.Options{Namespace: f.opNs, Listener: ln})
-	f.g.Expect(err).NotTo(HaveOccurred())
-	testenv.RunManager(t, mgr)
-	only := &fixture{t: t, g: f.g, ctx: f.ctx, ns: f.ns, opNs: f.opNs, url: "http://" + ln.Addr().String(), http: f.http}
-	f.g.Eventually(func() int { return only.get("/readyz", nil).StatusCode }).Should(Equal(http.StatusOK))
-
 	f.create(&latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "c"},
 		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"blogs"}, Permissions: []string{"blogs.read"}, Tenant: "2"}})
 	grant := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Name: "t"}, Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: "c"}}
@@ -82,16 +58,49 @@ func TestVerifierServesFromInformerIndexers(t *testing.T) {
 	f.waitReady(grant)
 	tok := f.secret("t")[latchkeyv1alpha1.TokenKey]
 	cs := f.secret("c")
-	f.g.Eventually(func() int { return only.verify(bearer(tok), "") }).Should(Equal(http.StatusOK))
-	f.g.Eventually(func() int {
-		return only.verify(basic(cs[latchkeyv1alpha1.ClientIDKey], cs[latchkeyv1alpha1.ClientSecretKey]), "")
-	}).Should(Equal(http.StatusOK))
 
-	before := counted.reads.Load()
-	for range 20 {
-		f.g.Expect(only.verify(bearer(tok), "")).To(Equal(http.StatusOK))
-		f.g.Expect(only.verify(basic(cs[latchkeyv1alpha1.ClientIDKey], cs[latchkeyv1alpha1.ClientSecretKey]), "")).To(Equal(http.StatusOK))
-		f.g.Expect(only.verify(bearer("lk_unknown"), "")).To(Equal(http.StatusUnauthorized))
+	for _, tc := range []struct {
+		name string
+		opts operator.Options
+	}{
+		{"cluster-wide", operator.Options{Namespace: f.opNs}},
+		{"verifier-only, namespaced", operator.Options{Namespace: f.opNs, WatchNamespaces: []string{f.ns}, VerifierOnly: true,
+			Verifier: verifier.Options{Informers: &verifier.Informers{}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			counted := &readCountingCache{}
+			mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+				Scheme:                 operator.NewScheme(),
+				Cache:                  operator.CacheOptions(tc.opts),
+				Metrics:                metricsserver.Options{BindAddress: "0"},
+				HealthProbeBindAddress: "0",
+				Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+				NewCache: func(cfg *rest.Config, o cache.Options) (cache.Cache, error) {
+					c, err := cache.New(cfg, o)
+					counted.Cache = c
+					return counted, err
+				},
+			})
+			f.g.Expect(err).NotTo(HaveOccurred())
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			f.g.Expect(err).NotTo(HaveOccurred())
+			_, err = verifier.Setup(mgr, verifier.Options{Namespace: f.opNs, Listener: ln, Informers: tc.opts.Verifier.Informers})
+			f.g.Expect(err).NotTo(HaveOccurred())
+			testenv.RunManager(t, mgr)
+			only := &fixture{t: t, g: f.g, ctx: f.ctx, ns: f.ns, opNs: f.opNs, url: "http://" + ln.Addr().String(), http: f.http}
+			f.g.Eventually(func() int { return only.get("/readyz", nil).StatusCode }).Should(Equal(http.StatusOK))
+			f.g.Eventually(func() int { return only.verify(bearer(tok), "") }).Should(Equal(http.StatusOK))
+			f.g.Eventually(func() int {
+				return only.verify(basic(cs[latchkeyv1alpha1.ClientIDKey], cs[latchkeyv1alpha1.ClientSecretKey]), "")
+			}).Should(Equal(http.StatusOK))
+
+			before := counted.reads.Load()
+			for range 20 {
+				f.g.Expect(only.verify(bearer(tok), "")).To(Equal(http.StatusOK))
+				f.g.Expect(only.verify(basic(cs[latchkeyv1alpha1.ClientIDKey], cs[latchkeyv1alpha1.ClientSecretKey]), "")).To(Equal(http.StatusOK))
+				f.g.Expect(only.verify(bearer("lk_unknown"), "")).To(Equal(http.StatusUnauthorized))
+			}
+			f.g.Expect(counted.reads.Load()-before).To(BeZero(), "requests read through the cache reader instead of the informers' indexers")
+		})
 	}
-	f.g.Expect(counted.reads.Load()-before).To(BeZero(), "requests read through the cache reader instead of the informers' indexers")
 }
