@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/latchkey-dev/latchkey/internal/heartbeat"
 	"github.com/latchkey-dev/latchkey/internal/logging"
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/verifier"
 	"github.com/latchkey-dev/latchkey/internal/version"
 	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
 )
@@ -40,7 +41,7 @@ func main() {
 	flag.DurationVar(&opts.RetryPeriod, "leader-elect-retry-period", 0,
 		"How often candidates try to acquire or renew the Lease. 0: 2s.")
 	flag.BoolVar(&opts.EnableWebhooks, "enable-webhooks", true, "Serve the validating admission webhook.")
-	flag.IntVar(&opts.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
+	flag.IntVar(&opts.WebhookPort, "webhook-port", operator.DefaultWebhookPort, "Port of the admission webhook server.")
 	flag.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "", "Directory of the webhook serving certificate (tls.crt, tls.key); mount the certificate Secret here.")
 	flag.StringVar(&opts.CertManagement, "cert-management", operator.CertManagementSelf,
 		"Webhook serving certificates: 'self' (the operator creates and rotates its own CA and certificate and injects the CA bundle) or 'cert-manager' (mounted into --webhook-cert-dir by cert-manager or another provider).")
@@ -60,29 +61,30 @@ func main() {
 		"Address of the verification service (forward-auth, introspection, token endpoint); 0 disables it.")
 	flag.BoolVar(&opts.VerifierOnly, "verifier-only", false,
 		"Run only the verification service, with read-only access: no controllers, no webhook, no usage writes.")
-	flag.StringVar(&opts.Verifier.IntrospectionPermission, "introspection-permission", "system.introspect",
+	flag.StringVar(&opts.Verifier.IntrospectionPermission, "introspection-permission", verifier.DefaultIntrospectionPermission,
 		"Permission a caller of /oauth2/introspect must hold.")
-	flag.DurationVar(&opts.Verifier.AccessTokenTTL, "access-token-ttl", time.Hour,
+	flag.DurationVar(&opts.Verifier.AccessTokenTTL, "access-token-ttl", verifier.DefaultAccessTokenTTL,
 		"Lifetime of access tokens issued by /oauth2/token (client_credentials); a token whose exp - iat is longer is rejected. Set the same value on the manager and the verifier.")
 	flag.StringVar(&opts.Verifier.Issuer, "access-token-issuer", "",
 		"Issuer (iss) of access tokens and of the RFC 8414 metadata: the https URL gateways reach the verifier at. Empty: https://latchkey-verifier.<namespace>.svc:8082.")
-	flag.StringVar(&opts.Verifier.Audience, "access-token-audience", "latchkey", "Audience (aud) of access tokens.")
-	flag.DurationVar(&opts.AccessTokenKeyRotation, "access-token-key-rotation", 30*24*time.Hour,
+	flag.StringVar(&opts.Verifier.Audience, "access-token-audience", verifier.DefaultAudience, "Audience (aud) of access tokens.")
+	flag.DurationVar(&opts.AccessTokenKeyRotation, "access-token-key-rotation", operator.DefaultAccessTokenKeyRotation,
 		"How often the access-token signing key is rotated; 0: only on request (annotate the key Secret with latchkey.dev/rotate).")
 	flag.StringVar(&opts.Verifier.TLSSecret, "verifier-tls-secret", "",
 		"A kubernetes.io/tls Secret in the backing-token namespace: the verifier serves HTTPS with it (renewals are picked up without a restart). Empty: plain HTTP.")
 	flag.BoolVar(&opts.VerifierTLSIssue, "verifier-tls-self-signed", true,
 		"With --verifier-tls-secret: the leader issues and renews that Secret from its own CA (Secret latchkey-verifier-ca in the operator namespace; ca.crt is also in the serving Secret). false: cert-manager or another issuer writes it.")
-	flag.StringVar(&opts.VerifierServiceName, "verifier-service-name", "latchkey-verifier",
+	flag.StringVar(&opts.VerifierServiceName, "verifier-service-name", verifier.DefaultServiceName,
 		"The verifier's Service in the operator namespace, for the DNS names of the self-signed certificate.")
-	flag.DurationVar(&opts.Verifier.MaxStaleness, "max-staleness", 5*time.Minute,
+	flag.DurationVar(&opts.Verifier.MaxStaleness, "max-staleness", verifier.DefaultMaxStaleness,
 		"The verifier answers 503 and is not ready when its view of the cluster may be older than this (no heartbeat arrived through its watch): a revocation may not have reached it. Tolerates API server outages shorter than this; 0 disables the bound.")
-	flag.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", 30*time.Second,
+	flag.DurationVar(&opts.HeartbeatInterval, "heartbeat-interval", heartbeat.DefaultInterval,
 		"How often each manager replica writes the heartbeat verifiers use for --max-staleness; keep it well below --max-staleness.")
-	flag.DurationVar(&opts.Verifier.UsageInterval, "usage-interval", time.Minute,
+	flag.DurationVar(&opts.Verifier.UsageInterval, "usage-interval", verifier.DefaultUsageInterval,
 		"How often a credential's last use is written to status.lastUsedAt (at most once per object per interval); 0 disables.")
 	flag.Func("slow-hash-memory-budget",
-		"Memory the verifier may spend at once on checking user-chosen client secrets (argon2id, 19 MiB each), as a quantity such as 128Mi: budget / 19 MiB checks run at once, one client id gets at most half, and beyond it requests get 503 with Retry-After. Keep it well below the container's memory limit (the garbage collector may hold up to twice it). (default 128Mi)",
+		"Memory the verifier may spend at once on checking user-chosen client secrets (argon2id, 19 MiB each), as a quantity such as 128Mi: budget / 19 MiB checks run at once, one client id gets at most half, and beyond it requests get 503 with Retry-After. Keep it well below the container's memory limit (the garbage collector may hold up to twice it). (default "+
+			resource.NewQuantity(verifier.DefaultSlowHashMemoryBudget, resource.BinarySI).String()+")",
 		func(v string) error {
 			q, err := resource.ParseQuantity(v)
 			if err != nil || q.Value() <= 0 {
@@ -91,9 +93,9 @@ func main() {
 			opts.Verifier.SlowHashMemoryBudget = q.Value()
 			return nil
 		})
-	qps := flag.Float64("kube-api-qps", 50, "Queries per second to the API server.")
-	flag.IntVar(&opts.Burst, "kube-api-burst", 100, "Burst of queries to the API server.")
-	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Parallel reconciles per controller.")
+	qps := flag.Float64("kube-api-qps", operator.DefaultQPS, "Queries per second to the API server.")
+	flag.IntVar(&opts.Burst, "kube-api-burst", operator.DefaultBurst, "Burst of queries to the API server.")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", operator.DefaultMaxConcurrentReconciles, "Parallel reconciles per controller.")
 	flag.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers.")
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}

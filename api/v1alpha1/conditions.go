@@ -59,13 +59,3 @@ const (
 	// id is free.
 	ReasonClientIDConflict = "ClientIDConflict"
 )
-
-// Well-known labels and annotations.
-const (
-	// LabelManagedBy marks every object Latchkey writes.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedByValue is the value of LabelManagedBy on Latchkey's objects.
-	ManagedByValue = "latchkey"
-	// AnnotationRotate: a new value issues a new secret.
-	AnnotationRotate = "latchkey.dev/rotate"
-)

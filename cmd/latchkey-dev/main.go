@@ -43,6 +43,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/logging"
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/verifier"
 	webhookv1alpha1 "github.com/latchkey-dev/latchkey/internal/webhook/v1alpha1"
 )
 
@@ -73,7 +74,7 @@ func main() {
 	flag.StringVar(&cfg.operator.MetricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&cfg.operator.ProbeAddr, "health-probe-bind-address", "0", "Address of the health and readiness probes; 0 disables them.")
 	flag.StringVar(&cfg.operator.VerifierAddr, "verifier-bind-address", "127.0.0.1:8082", "Address of the verification service; 0 disables it.")
-	flag.DurationVar(&cfg.operator.Verifier.MaxStaleness, "max-staleness", 5*time.Minute,
+	flag.DurationVar(&cfg.operator.Verifier.MaxStaleness, "max-staleness", verifier.DefaultMaxStaleness,
 		"The verifier answers 503 when its view of the cluster may be older than this; 0 disables the bound.")
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)

@@ -62,7 +62,7 @@ func abuseFigures(ctx context.Context, c client.Client, baseURL, bearerToken str
 	}
 	const secret = "bench-user-chosen-secret-0123456789"
 	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "victim-chosen", Namespace: "bench"},
-		StringData: map[string]string{"client_secret": secret}}); err != nil {
+		StringData: map[string]string{latchkeyv1alpha1.ClientSecretKey: secret}}); err != nil {
 		return err
 	}
 	victim := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: "bench"},

@@ -174,7 +174,7 @@ func run() error {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: "bench", Name: "bench-token"}, &sec); err != nil {
 		return err
 	}
-	valid := string(sec.Data["token"])
+	valid := string(sec.Data[latchkeyv1alpha1.TokenKey])
 	if err := waitStatus(ctx, verifyURL, valid, http.StatusOK); err != nil {
 		return err
 	}
@@ -364,8 +364,8 @@ func revocation(ctx context.Context, c client.Client, url string) (p50, p99 time
 		if err := c.Get(ctx, client.ObjectKey{Namespace: "bench", Name: g.Name}, &sec); err != nil {
 			return 0, 0, err
 		}
-		tok := "Bearer " + string(sec.Data["token"])
-		if err := waitStatus(ctx, url, string(sec.Data["token"]), http.StatusOK); err != nil {
+		tok := "Bearer " + string(sec.Data[latchkeyv1alpha1.TokenKey])
+		if err := waitStatus(ctx, url, string(sec.Data[latchkeyv1alpha1.TokenKey]), http.StatusOK); err != nil {
 			return 0, 0, err
 		}
 		if err := c.Delete(ctx, g); err != nil {

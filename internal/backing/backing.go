@@ -28,9 +28,11 @@ const SecretType corev1.SecretType = "latchkey.dev/backing-token"
 const (
 	LabelComponent = "app.kubernetes.io/component"
 	ComponentValue = "backing-token"
-	LabelTokenID   = "latchkey.dev/token-id"
+	// LabelTokenID is the token id; the same key as the consumer Secret's
+	// annotation.
+	LabelTokenID   = latchkeyv1alpha1.AnnotationTokenID
 	LabelOwnerKind = "latchkey.dev/owner-kind"
-	LabelOwnerUID  = "latchkey.dev/owner-uid"
+	LabelOwnerUID  = latchkeyv1alpha1.LabelOwnerUID
 	// LabelClientUID is the UID of the ApiClient the token belongs to (the
 	// owner itself for a client secret): deleting the client deletes every
 	// backing token with this label.
@@ -54,8 +56,8 @@ const KeyHash = "hash"
 
 // Owner kinds.
 const (
-	KindApiClient       = "ApiClient"
-	KindCredentialGrant = "CredentialGrant"
+	KindApiClient       = latchkeyv1alpha1.ApiClientKind
+	KindCredentialGrant = latchkeyv1alpha1.CredentialGrantKind
 )
 
 // TypeClientSecret is the credential type of an ApiClient's client secret.
@@ -269,5 +271,5 @@ const (
 	ComponentSigningKeys = "access-token-keys"
 	// AnnotationRotatedFor records the latchkey.dev/rotate value the keys
 	// were last rotated for.
-	AnnotationRotatedFor = "latchkey.dev/rotated-for"
+	AnnotationRotatedFor = latchkeyv1alpha1.AnnotationRotatedFor
 )

@@ -118,10 +118,10 @@ func (s *session) create(ctx context.Context, r createRequest) error {
 		chosen = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: s.namespace,
-				Labels:    map[string]string{labelCreatedBy: fieldManager},
+				Labels:    map[string]string{latchkeyv1alpha1.LabelCreatedBy: fieldManager},
 			},
 			Type:       corev1.SecretTypeOpaque,
-			StringData: map[string]string{keyClientSecret: r.Secret},
+			StringData: map[string]string{latchkeyv1alpha1.ClientSecretKey: r.Secret},
 		}
 		if c.Name != "" {
 			chosen.Name = c.Name + "-chosen-secret"
@@ -134,7 +134,7 @@ func (s *session) create(ctx context.Context, r createRequest) error {
 			}
 			return explain(err, s.host)
 		}
-		c.Spec.ClientSecretRef = &latchkeyv1alpha1.SecretKeyReference{Name: chosen.Name, Key: keyClientSecret}
+		c.Spec.ClientSecretRef = &latchkeyv1alpha1.SecretKeyReference{Name: chosen.Name, Key: latchkeyv1alpha1.ClientSecretKey}
 	}
 
 	if err := s.c.Create(ctx, c); err != nil {
@@ -150,7 +150,7 @@ func (s *session) create(ctx context.Context, r createRequest) error {
 		// The Secret goes away with the client: delete revokes everything.
 		patch := client.MergeFrom(chosen.DeepCopy())
 		chosen.OwnerReferences = append(chosen.OwnerReferences, metav1.OwnerReference{
-			APIVersion: latchkeyv1alpha1.GroupVersion.String(), Kind: "ApiClient",
+			APIVersion: latchkeyv1alpha1.GroupVersion.String(), Kind: latchkeyv1alpha1.ApiClientKind,
 			Name: c.Name, UID: c.UID, BlockOwnerDeletion: ptr.To(false),
 		})
 		chosen.StringData = nil

@@ -61,7 +61,7 @@ func (s *session) deleteClient(ctx context.Context, id string) error {
 		return err
 	}
 	rec := DeleteRecord{ID: clientRecord(c, nil).ID, Deleted: true, Resource: "apiclient/" + c.Name}
-	if err := s.deleteAndWait(ctx, c, "ApiClient"); err != nil {
+	if err := s.deleteAndWait(ctx, c, latchkeyv1alpha1.ApiClientKind); err != nil {
 		return err
 	}
 	return s.printDeleted(rec, "its secret and every token issued to it are revoked")
@@ -76,7 +76,7 @@ func (s *session) deleteGrant(ctx context.Context, name string) error {
 		return explain(err, s.host)
 	}
 	rec := DeleteRecord{ID: g.Status.TokenID, Deleted: true, Resource: "credentialgrant/" + g.Name}
-	if err := s.deleteAndWait(ctx, g, "CredentialGrant"); err != nil {
+	if err := s.deleteAndWait(ctx, g, latchkeyv1alpha1.CredentialGrantKind); err != nil {
 		return err
 	}
 	return s.printDeleted(rec, "its token is revoked")

@@ -111,7 +111,7 @@ func clientRecord(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret) ClientRecor
 		r.Tenant = &t
 	}
 	if sec != nil {
-		v := string(sec.Data[keyClientSecret])
+		v := string(sec.Data[latchkeyv1alpha1.ClientSecretKey])
 		r.Secret = &v
 	}
 	if cond := meta.FindStatusCondition(c.Status.Conditions, latchkeyv1alpha1.ConditionReady); cond != nil {
@@ -128,13 +128,13 @@ func tokenRecord(g *latchkeyv1alpha1.CredentialGrant, perms []string, sec *corev
 	d := func(k string) string { return string(sec.Data[k]) }
 	r := TokenRecord{
 		ID:          g.Status.TokenID,
-		Token:       d(keyToken),
-		ClientID:    d(keyClientID),
+		Token:       d(latchkeyv1alpha1.TokenKey),
+		ClientID:    d(latchkeyv1alpha1.ClientIDKey),
 		Permissions: nonNil(perms),
 		Type:        string(g.EffectiveType()),
 		Grant:       g.Name,
 	}
-	if v := d(keyExpiresAt); v != "" {
+	if v := d(latchkeyv1alpha1.ExpiresAtKey); v != "" {
 		r.ExpiresAt = &v
 	} else if g.Status.ExpiresAt != nil {
 		v := g.Status.ExpiresAt.UTC().Format(time.RFC3339)
@@ -142,9 +142,9 @@ func tokenRecord(g *latchkeyv1alpha1.CredentialGrant, perms []string, sec *corev
 	}
 	switch g.EffectiveType() {
 	case latchkeyv1alpha1.CredentialTypeKeyAuth:
-		r.KeyID, r.KeySecret = d(keyKeyID), d(keyKeySecret)
+		r.KeyID, r.KeySecret = d(latchkeyv1alpha1.KeyIDKey), d(latchkeyv1alpha1.KeySecretKey)
 	case latchkeyv1alpha1.CredentialTypeBasicAuth:
-		r.Username, r.Password = d(keyUsername), d(keyPassword)
+		r.Username, r.Password = d(latchkeyv1alpha1.UsernameKey), d(latchkeyv1alpha1.PasswordKey)
 	}
 	if r.ClientID == "" {
 		r.ClientID = g.Status.ClientID

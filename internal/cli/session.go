@@ -27,24 +27,9 @@ import (
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 )
 
-// Keys of the consumer Secrets the operator writes (docs/credentials.md).
 const (
-	keyClientID     = "client_id"
-	keyClientSecret = "client_secret"
-	keyToken        = "token"
-	keyTokenID      = "token_id"
-	keyExpiresAt    = "expires_at"
-	keyKeyID        = "key_id"
-	keyKeySecret    = "key_secret"
-	keyUsername     = "username"
-	keyPassword     = "password"
-	// annotationTokenID on a consumer Secret names the backing token its
-	// secret belongs to; it equals the owner's status.tokenID once issued.
-	annotationTokenID = "latchkey.dev/token-id"
 	// fieldManager names this command in managedFields.
 	fieldManager = "kubectl-latchkey"
-	// labelCreatedBy marks the Secrets this command creates for --secret.
-	labelCreatedBy = "app.kubernetes.io/created-by"
 )
 
 var scheme = func() *runtime.Scheme {
@@ -215,7 +200,7 @@ func (s *session) waitClient(ctx context.Context, key types.NamespacedName, what
 		if last != nil {
 			conds = last.Status.Conditions
 		}
-		return nil, s.notReadyError("ApiClient", key, what, conds)
+		return nil, s.notReadyError(latchkeyv1alpha1.ApiClientKind, key, what, conds)
 	}
 	return last, err
 }
@@ -236,7 +221,7 @@ func (s *session) waitGrant(ctx context.Context, key types.NamespacedName, what 
 		if last != nil {
 			conds = last.Status.Conditions
 		}
-		return nil, s.notReadyError("CredentialGrant", key, what, conds)
+		return nil, s.notReadyError(latchkeyv1alpha1.CredentialGrantKind, key, what, conds)
 	}
 	return last, err
 }
@@ -299,7 +284,7 @@ func (s *session) consumerSecret(ctx context.Context, name, tokenID string) (*co
 	case err != nil:
 		return nil, explain(err, s.host)
 	}
-	if sec.Annotations[annotationTokenID] != tokenID {
+	if sec.Annotations[latchkeyv1alpha1.AnnotationTokenID] != tokenID {
 		// Between a rotation and the status that reports it: the Secret
 		// already holds a newer secret than the status names.
 		return nil, errSecretHidden{fmt.Sprintf("Secret %s/%s is being rotated; run the command again", s.namespace, name)}

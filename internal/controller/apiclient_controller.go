@@ -22,16 +22,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
-// Consumer Secret of an ApiClient.
+// Condition messages.
 const (
-	ClientSecretType corev1.SecretType = "latchkey.dev/client"
-)
-
-// Keys of an ApiClient's consumer Secret, and messages.
-const (
-	KeyClientID                   = "client_id"
-	KeyClientSecret               = "client_secret"
-	ApiClientKind                 = "ApiClient"
 	reasonSecretRefNotFoundFmt    = "Secret %q (spec.clientSecretRef) does not exist in namespace %q: create it with key %q; the client is issued as soon as it exists"
 	reasonSecretRefKeyNotFoundFmt = "Secret %q (spec.clientSecretRef) in namespace %q has no key %q, or it is empty: add the key with the client secret; the client is issued as soon as it exists"
 )
@@ -43,6 +35,7 @@ type ApiClientReconciler struct {
 	store
 	Recorder recorder.EventRecorder
 	Now      func() time.Time
+	outbox   outbox
 }
 
 // +kubebuilder:rbac:groups=latchkey.dev,resources=apiclients,verbs=get;list;watch;update;patch
@@ -62,7 +55,11 @@ func (r *ApiClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if !c.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.revoke(ctx, c)
 	}
-	if err := ensureFinalizer(ctx, r.Client, c); err != nil {
+	if _, behind := r.issued.behind(c); behind {
+		// The cache has not seen this process's last status write yet,
+		// which came after its finalizer: decide from that status.
+		overlayStatus(r.issued, c, &c.Status)
+	} else if err := ensureFinalizer(ctx, r.Client, c); err != nil {
 		return ctrl.Result{}, err
 	}
 	st := &clientState{now: r.Now()}
@@ -73,9 +70,17 @@ func (r *ApiClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		st.fail(err)
 	}
-	if serr := patchStatus(ctx, r.Client, r.issued, c, &c.Status, r.status(c, st)); serr != nil && err == nil {
-		err = serr
+	status, effects := r.status(c, st)
+	if serr := patchStatus(ctx, r.Client, r.issued, c, &c.Status, status); serr != nil {
+		// Nothing is reported for an attempt whose status was lost: what it
+		// issued is reported once a status write succeeds.
+		r.outbox.hold(c.UID, st.effects)
+		if err == nil {
+			err = serr
+		}
+		return res, err
 	}
+	r.outbox.release(ctx, c.UID, append(st.effects, effects...))
 	return res, err
 }
 
@@ -92,6 +97,8 @@ type clientState struct {
 	keepTokenID bool
 	// notReadyReason/Message explain why no secret is issued now.
 	notReadyReason, notReadyMessage string
+	// effects report what was done (an issue), once the status is written.
+	effects []effect
 }
 
 func (s *clientState) fail(err error) {
@@ -145,9 +152,9 @@ func (r *ApiClientReconciler) reconcileSecret(ctx context.Context, c *latchkeyv1
 			return ctrl.Result{}, err
 		}
 		if st.notReadyReason == "" && st.current != nil {
-			d := r.secretSpec(c, st, sec.Data[KeyClientSecret], st.current.ID, o.RotatedFor)
-			if !d.upToDate(sec, c, ApiClientKind) {
-				if err := r.applySecret(ctx, c, latchkeyv1alpha1.GroupVersion.WithKind(ApiClientKind), d); err != nil {
+			d := r.secretSpec(c, st, sec.Data[latchkeyv1alpha1.ClientSecretKey], st.current.ID, o.RotatedFor)
+			if !d.upToDate(sec, c, latchkeyv1alpha1.ApiClientKind) {
+				if err := r.applySecret(ctx, c, latchkeyv1alpha1.GroupVersion.WithKind(latchkeyv1alpha1.ApiClientKind), d); err != nil {
 					return ctrl.Result{}, err
 				}
 			}
@@ -214,9 +221,9 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 	}
 	if sec != nil {
 		o.SecretExists = true
-		o.SecretTokenID = sec.Annotations[annotationTokenID]
-		o.RotatedFor = sec.Annotations[annotationRotatedFor]
-		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && onlyKeys(sec.Data, KeyClientID, KeyClientSecret) &&
+		o.SecretTokenID = sec.Annotations[latchkeyv1alpha1.AnnotationTokenID]
+		o.RotatedFor = sec.Annotations[latchkeyv1alpha1.AnnotationRotatedFor]
+		o.SecretMatches = string(sec.Data[latchkeyv1alpha1.ClientIDKey]) == st.clientID && onlyKeys(sec.Data, latchkeyv1alpha1.ClientIDKey, latchkeyv1alpha1.ClientSecretKey) &&
 			r.secretMatches(c, sec, o.Tokens, source, &o)
 		o.Tampered = !o.SecretMatches
 	}
@@ -230,7 +237,7 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 // consumer Secret still holds what was issued: a rotation) from an edited
 // consumer Secret (tampering).
 func (r *ApiClientReconciler) secretMatches(c *latchkeyv1alpha1.ApiClient, sec *corev1.Secret, tokens []backing.Token, source []byte, o *observed) bool {
-	have := sec.Data[KeyClientSecret]
+	have := sec.Data[latchkeyv1alpha1.ClientSecretKey]
 	if c.Spec.ClientSecretRef != nil && source != nil && subtle.ConstantTimeCompare(have, source) == 1 {
 		return true
 	}
@@ -264,18 +271,18 @@ func (r *ApiClientReconciler) referencedSecret(ctx context.Context, ns string, r
 	sec := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefNotFoundFmt, ref.Name, ns, refKey(ref))}
+			return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefNotFoundFmt, ref.Name, ns, ref.EffectiveKey())}
 		}
 		return nil, fmt.Errorf("reading Secret %s/%s of spec.clientSecretRef: %w", ns, ref.Name, err)
 	}
-	v, ok := sec.Data[refKey(ref)]
+	v, ok := sec.Data[ref.EffectiveKey()]
 	if !ok || len(v) == 0 {
-		return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, refKey(ref))}
+		return nil, &secretRefMissing{fmt.Sprintf(reasonSecretRefKeyNotFoundFmt, ref.Name, ns, ref.EffectiveKey())}
 	}
 	if len([]rune(string(v))) < minChosenSecretLength {
 		// The length is not told: it is a hint about the secret.
 		return nil, &secretRefMissing{fmt.Sprintf("Secret %q in namespace %q: key %q (spec.clientSecretRef) holds fewer than %d characters, too short for a client secret: put a random one there (for example: openssl rand -base64 32), or remove spec.clientSecretRef to have a secret generated; the client is issued as soon as it is long enough",
-			ref.Name, ns, refKey(ref), minChosenSecretLength)}
+			ref.Name, ns, ref.EffectiveKey(), minChosenSecretLength)}
 	}
 	return v, nil
 }
@@ -303,17 +310,17 @@ func (r *ApiClientReconciler) issue(ctx context.Context, c *latchkeyv1alpha1.Api
 		ID: id, Hash: hash, OwnerKind: backing.KindApiClient, OwnerNamespace: c.Namespace, OwnerName: c.Name,
 		OwnerUID: c.UID, ClientUID: c.UID, ClientID: st.clientID, Type: backing.TypeClientSecret,
 	}
-	if st.current, err = r.rollOut(ctx, c, ApiClientKind, bt, r.secretSpec(c, st, []byte(secret), id, o.RotateWanted), p, o); err != nil {
+	if st.current, err = r.rollOut(ctx, c, latchkeyv1alpha1.ApiClientKind, bt, r.secretSpec(c, st, []byte(secret), id, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, c, ApiClientKind, p.Action, id, len(p.Delete), o.Tampered)
+	st.effects = append(st.effects, issueEffect(r.Recorder, c, latchkeyv1alpha1.ApiClientKind, p.Action, id, len(p.Delete), o.Tampered))
 	return nil
 }
 
 func (r *ApiClientReconciler) secretSpec(c *latchkeyv1alpha1.ApiClient, st *clientState, secret []byte, tokenID, rotatedFor string) consumerSecretSpec {
 	return consumerSecretSpec{
-		Name: st.secretName, Type: ClientSecretType, TokenID: tokenID, RotatedFor: rotatedFor, Template: c.Spec.SecretTemplate,
-		Data: map[string][]byte{KeyClientID: []byte(st.clientID), KeyClientSecret: secret},
+		Name: st.secretName, Type: latchkeyv1alpha1.ClientSecretType, TokenID: tokenID, RotatedFor: rotatedFor, Template: c.Spec.SecretTemplate,
+		Data: map[string][]byte{latchkeyv1alpha1.ClientIDKey: []byte(st.clientID), latchkeyv1alpha1.ClientSecretKey: secret},
 	}
 }
 
@@ -333,14 +340,17 @@ func (r *ApiClientReconciler) revoke(ctx context.Context, c *latchkeyv1alpha1.Ap
 	}
 	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventRevoked, "Revoke",
 		"Deleted the backing tokens of client %s and of its grants", c.Status.ClientID)
-	metricRevoked.WithLabelValues(ApiClientKind, "deleted").Inc()
-	forgetMetrics(ApiClientKind, c.Namespace, c.Name)
+	metricRevoked.WithLabelValues(latchkeyv1alpha1.ApiClientKind, "deleted").Inc()
+	r.outbox.drop(c.UID)
 	r.issued.forget(c.UID)
+	forgetMetrics(latchkeyv1alpha1.ApiClientKind, c.Namespace, c.Name)
 	return removeFinalizer(ctx, r.Client, c)
 }
 
-// status rebuilds the status from what this reconcile observed and did.
-func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientState) latchkeyv1alpha1.ApiClientStatus {
+// status rebuilds the status from what this reconcile observed and did,
+// and returns the Events and metrics its changes call for, to be emitted
+// once it is written.
+func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientState) (latchkeyv1alpha1.ApiClientStatus, []effect) {
 	s := *c.Status.DeepCopy()
 	s.ObservedGeneration = c.Generation
 	s.ClientID = st.clientID
@@ -355,33 +365,22 @@ func (r *ApiClientReconciler) status(c *latchkeyv1alpha1.ApiClient, st *clientSt
 		s.TokenID = st.current.ID
 		s.IssuedAt = &metav1.Time{Time: st.current.CreatedAt.UTC().Truncate(time.Second)}
 	}
-	ready := metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: latchkeyv1alpha1.ReasonIssued, Message: fmt.Sprintf("Client secret issued into Secret %q", st.secretName)}
-	if st.notReadyReason != "" || st.current == nil {
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, st.notReadyReason, st.notReadyMessage
+	conds := clientConditions(clientFacts{SecretName: st.secretName, Issued: st.current != nil,
+		NotReadyReason: st.notReadyReason, NotReadyMessage: st.notReadyMessage, Active: c.IsActive()})
+	var effects []effect
+	if was, now := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionActive), meta.FindStatusCondition(conds, latchkeyv1alpha1.ConditionActive); was != nil && was.Status != now.Status {
+		effects = append(effects, func(context.Context) {
+			if now.Status == metav1.ConditionFalse {
+				r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventDeactivated, "Deactivate", "Client deactivated: its credentials are rejected")
+			} else {
+				r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventActivated, "Activate", "Client activated: its credentials are accepted again")
+			}
+		})
 	}
-	active := metav1.Condition{Type: latchkeyv1alpha1.ConditionActive, Status: metav1.ConditionTrue,
-		Reason: latchkeyv1alpha1.ReasonActive, Message: "Credentials of this client are accepted"}
-	if !c.IsActive() {
-		active.Status, active.Reason = metav1.ConditionFalse, latchkeyv1alpha1.ReasonDeactivated
-		active.Message = "spec.active is false: every credential of this client is rejected until it is true again"
-	}
-	if was := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionActive); was != nil && was.Status != active.Status {
-		if active.Status == metav1.ConditionFalse {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventDeactivated, "Deactivate", "Client deactivated: its credentials are rejected")
-		} else {
-			r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, EventActivated, "Activate", "Client activated: its credentials are accepted again")
-		}
-	}
-	setCondition(&s.Conditions, ready, c.Generation)
-	setCondition(&s.Conditions, active, c.Generation)
-	if ready.Status == metav1.ConditionFalse {
-		setStalled(&s.Conditions, ready.Reason, ready.Message, c.Generation)
-	} else {
-		setStalled(&s.Conditions, "", "", c.Generation)
-	}
-	setReadyMetric(ApiClientKind, c.Namespace, c.Name, ready.Status == metav1.ConditionTrue)
-	return s
+	setConditions(&s.Conditions, conds, c.Generation)
+	ready := meta.IsStatusConditionTrue(conds, latchkeyv1alpha1.ConditionReady)
+	effects = append(effects, func(context.Context) { setReadyMetric(latchkeyv1alpha1.ApiClientKind, c.Namespace, c.Name, ready) })
+	return s, effects
 }
 
 // effectiveClientID is the client id in force: the fixed one, else the one
@@ -420,13 +419,6 @@ func onlyKeys(data map[string][]byte, keys ...string) bool {
 		}
 	}
 	return true
-}
-
-func refKey(ref *latchkeyv1alpha1.SecretKeyReference) string {
-	if ref.Key == "" {
-		return KeyClientSecret
-	}
-	return ref.Key
 }
 
 func grace(r *latchkeyv1alpha1.Rotation) time.Duration {

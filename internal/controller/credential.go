@@ -26,15 +26,7 @@ const (
 	fieldOwner = client.FieldOwner("latchkey")
 	// finalizer makes deletion wait until the backing tokens are deleted,
 	// also when the operator was down when the object was deleted.
-	finalizer = "latchkey.dev/revoke"
-
-	// Consumer Secret annotations: which backing token the Secret's secret
-	// belongs to, and which rotate request it was issued for.
-	annotationTokenID    = "latchkey.dev/token-id"
-	annotationRotatedFor = "latchkey.dev/rotated-for"
-	// labelOwnerUID links a consumer Secret to its object.
-	labelOwnerUID = "latchkey.dev/owner-uid"
-	labelKind     = "latchkey.dev/kind"
+	finalizer = latchkeyv1alpha1.FinalizerRevoke
 )
 
 // store reads and writes what the credential controllers own: consumer
@@ -308,8 +300,8 @@ func (d consumerSecretSpec) labels(owner client.Object, kind string) map[string]
 		maps.Copy(l, d.Template.Labels)
 	}
 	l[latchkeyv1alpha1.LabelManagedBy] = latchkeyv1alpha1.ManagedByValue
-	l[labelKind] = kind
-	l[labelOwnerUID] = string(owner.GetUID())
+	l[latchkeyv1alpha1.LabelKind] = kind
+	l[latchkeyv1alpha1.LabelOwnerUID] = string(owner.GetUID())
 	return l
 }
 
@@ -318,8 +310,8 @@ func (d consumerSecretSpec) annotations() map[string]string {
 	if d.Template != nil {
 		maps.Copy(a, d.Template.Annotations)
 	}
-	a[annotationTokenID] = d.TokenID
-	a[annotationRotatedFor] = d.RotatedFor
+	a[latchkeyv1alpha1.AnnotationTokenID] = d.TokenID
+	a[latchkeyv1alpha1.AnnotationRotatedFor] = d.RotatedFor
 	return a
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,25 +18,7 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
-	"github.com/latchkey-dev/latchkey/internal/permissions"
 	"github.com/latchkey-dev/latchkey/internal/token"
-)
-
-// Consumer Secret of a CredentialGrant (RFC 6749 and bootstrap-token names).
-const (
-	GrantSecretType corev1.SecretType = "latchkey.dev/token"
-)
-
-// Keys of a CredentialGrant's consumer Secret.
-const (
-	CredentialGrantKind = "CredentialGrant"
-	KeyToken            = "token"
-	KeyTokenID          = "token_id"
-	KeyExpiresAt        = "expires_at"
-	KeyKeyID            = "key_id"
-	KeyKeySecret        = "key_secret"
-	KeyUsername         = "username"
-	KeyPassword         = "password"
 )
 
 // CredentialGrantReconciler issues a grant's token into its consumer Secret,
@@ -47,6 +28,7 @@ type CredentialGrantReconciler struct {
 	store
 	Recorder recorder.EventRecorder
 	Now      func() time.Time
+	outbox   outbox
 }
 
 // +kubebuilder:rbac:groups=latchkey.dev,resources=credentialgrants,verbs=get;list;watch;update;patch
@@ -63,7 +45,11 @@ func (r *CredentialGrantReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if !g.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.revoke(ctx, g)
 	}
-	if err := ensureFinalizer(ctx, r.Client, g); err != nil {
+	if _, behind := r.issued.behind(g); behind {
+		// The cache has not seen this process's last status write yet,
+		// which came after its finalizer: decide from that status.
+		overlayStatus(r.issued, g, &g.Status)
+	} else if err := ensureFinalizer(ctx, r.Client, g); err != nil {
 		return ctrl.Result{}, err
 	}
 	st := &grantState{now: r.Now(), secretName: g.EffectiveSecretName()}
@@ -74,9 +60,17 @@ func (r *CredentialGrantReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		st.notReadyReason, st.notReadyMessage = latchkeyv1alpha1.ReasonIssueFailed, err.Error()
 	}
-	if serr := patchStatus(ctx, r.Client, r.issued, g, &g.Status, r.status(g, st)); serr != nil && err == nil {
-		err = serr
+	status, effects := r.status(g, st)
+	if serr := patchStatus(ctx, r.Client, r.issued, g, &g.Status, status); serr != nil {
+		// Nothing is reported for an attempt whose status was lost: what it
+		// issued or revoked is reported once a status write succeeds.
+		r.outbox.hold(g.UID, st.effects)
+		if err == nil {
+			err = serr
+		}
+		return res, err
 	}
+	r.outbox.release(ctx, g.UID, append(st.effects, effects...))
 	return res, err
 }
 
@@ -91,6 +85,9 @@ type grantState struct {
 	revoked    bool
 	// notReadyReason/Message explain why the credential is not usable.
 	notReadyReason, notReadyMessage string
+	// effects report what was done (issue, revocations), once the status is
+	// written.
+	effects []effect
 }
 
 func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latchkeyv1alpha1.CredentialGrant, st *grantState) (ctrl.Result, error) {
@@ -108,7 +105,10 @@ func (r *CredentialGrantReconciler) reconcileToken(ctx context.Context, g *latch
 		if st.expired {
 			reason = "expired"
 		}
-		metricRevoked.WithLabelValues(CredentialGrantKind, reason).Add(float64(len(p.Delete)))
+		n := float64(len(p.Delete))
+		st.effects = append(st.effects, func(context.Context) {
+			metricRevoked.WithLabelValues(latchkeyv1alpha1.CredentialGrantKind, reason).Add(n)
+		})
 	}
 	if p.Action == actionKeep {
 		if err := r.settle(ctx, p, st.now, o.Grace); err != nil {
@@ -178,9 +178,9 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 	}
 	if sec != nil {
 		o.SecretExists = true
-		o.SecretTokenID = sec.Annotations[annotationTokenID]
-		o.RotatedFor = sec.Annotations[annotationRotatedFor]
-		o.SecretMatches = string(sec.Data[KeyClientID]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens) &&
+		o.SecretTokenID = sec.Annotations[latchkeyv1alpha1.AnnotationTokenID]
+		o.RotatedFor = sec.Annotations[latchkeyv1alpha1.AnnotationRotatedFor]
+		o.SecretMatches = string(sec.Data[latchkeyv1alpha1.ClientIDKey]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens) &&
 			r.derivedKeysMatch(g, st, sec)
 		o.Tampered = !o.SecretMatches
 	}
@@ -189,8 +189,8 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 
 // tokenMatches checks the Secret's token against its backing token's hash.
 func tokenMatches(sec *corev1.Secret, id string, tokens []backing.Token) bool {
-	tok, err := token.Parse(string(sec.Data[KeyToken]))
-	if err != nil || tok.ID != id || string(sec.Data[KeyTokenID]) != id {
+	tok, err := token.Parse(string(sec.Data[latchkeyv1alpha1.TokenKey]))
+	if err != nil || tok.ID != id || string(sec.Data[latchkeyv1alpha1.TokenIDKey]) != id {
 		return false
 	}
 	for _, t := range tokens {
@@ -206,7 +206,7 @@ func tokenMatches(sec *corev1.Secret, id string, tokens []backing.Token) bool {
 // its token, with the values derived from it (expires_at aside: it follows
 // spec.expiresAt and refresh rewrites it).
 func (r *CredentialGrantReconciler) derivedKeysMatch(g *latchkeyv1alpha1.CredentialGrant, st *grantState, sec *corev1.Secret) bool {
-	tok, err := token.Parse(string(sec.Data[KeyToken]))
+	tok, err := token.Parse(string(sec.Data[latchkeyv1alpha1.TokenKey]))
 	if err != nil {
 		return false
 	}
@@ -216,7 +216,7 @@ func (r *CredentialGrantReconciler) derivedKeysMatch(g *latchkeyv1alpha1.Credent
 	}
 	for k, v := range want {
 		have, ok := sec.Data[k]
-		if !ok || k != KeyExpiresAt && subtle.ConstantTimeCompare(have, v) != 1 {
+		if !ok || k != latchkeyv1alpha1.ExpiresAtKey && subtle.ConstantTimeCompare(have, v) != 1 {
 			return false
 		}
 	}
@@ -235,10 +235,10 @@ func (r *CredentialGrantReconciler) issue(ctx context.Context, g *latchkeyv1alph
 		OwnerNamespace: g.Namespace, OwnerName: g.Name, OwnerUID: g.UID, ClientUID: st.client.UID,
 		ClientID: st.clientID, Type: string(g.EffectiveType()), ExpiresAt: timePtr(g.Spec.ExpiresAt),
 	}
-	if st.current, err = r.rollOut(ctx, g, CredentialGrantKind, bt, r.secretSpec(g, st, tok, o.RotateWanted), p, o); err != nil {
+	if st.current, err = r.rollOut(ctx, g, latchkeyv1alpha1.CredentialGrantKind, bt, r.secretSpec(g, st, tok, o.RotateWanted), p, o); err != nil {
 		return err
 	}
-	recordIssue(ctx, r.Recorder, g, CredentialGrantKind, p.Action, tok.ID, len(p.Delete), o.Tampered)
+	st.effects = append(st.effects, issueEffect(r.Recorder, g, latchkeyv1alpha1.CredentialGrantKind, p.Action, tok.ID, len(p.Delete), o.Tampered))
 	return nil
 }
 
@@ -253,31 +253,31 @@ func (r *CredentialGrantReconciler) refresh(ctx context.Context, g *latchkeyv1al
 			return err
 		}
 	}
-	tok, err := token.Parse(string(sec.Data[KeyToken]))
+	tok, err := token.Parse(string(sec.Data[latchkeyv1alpha1.TokenKey]))
 	if err != nil {
 		return nil // decide saw it as consistent, so this cannot happen
 	}
 	d := r.secretSpec(g, st, tok, o.RotatedFor)
-	if d.upToDate(sec, g, CredentialGrantKind) {
+	if d.upToDate(sec, g, latchkeyv1alpha1.CredentialGrantKind) {
 		return nil
 	}
-	return r.applySecret(ctx, g, latchkeyv1alpha1.GroupVersion.WithKind(CredentialGrantKind), d)
+	return r.applySecret(ctx, g, latchkeyv1alpha1.GroupVersion.WithKind(latchkeyv1alpha1.CredentialGrantKind), d)
 }
 
 func (r *CredentialGrantReconciler) secretSpec(g *latchkeyv1alpha1.CredentialGrant, st *grantState, tok token.Token, rotatedFor string) consumerSecretSpec {
 	data := map[string][]byte{
-		KeyToken:     []byte(tok.String()),
-		KeyTokenID:   []byte(tok.ID),
-		KeyClientID:  []byte(st.clientID),
-		KeyExpiresAt: []byte(formatTime(timePtr(g.Spec.ExpiresAt))),
+		latchkeyv1alpha1.TokenKey:     []byte(tok.String()),
+		latchkeyv1alpha1.TokenIDKey:   []byte(tok.ID),
+		latchkeyv1alpha1.ClientIDKey:  []byte(st.clientID),
+		latchkeyv1alpha1.ExpiresAtKey: []byte(formatTime(timePtr(g.Spec.ExpiresAt))),
 	}
 	switch g.EffectiveType() {
 	case latchkeyv1alpha1.CredentialTypeKeyAuth:
-		data[KeyKeyID], data[KeyKeySecret] = []byte(tok.ID), []byte(tok.Secret)
+		data[latchkeyv1alpha1.KeyIDKey], data[latchkeyv1alpha1.KeySecretKey] = []byte(tok.ID), []byte(tok.Secret)
 	case latchkeyv1alpha1.CredentialTypeBasicAuth:
-		data[KeyUsername], data[KeyPassword] = []byte(tok.ID), []byte(tok.Secret)
+		data[latchkeyv1alpha1.UsernameKey], data[latchkeyv1alpha1.PasswordKey] = []byte(tok.ID), []byte(tok.Secret)
 	}
-	return consumerSecretSpec{Name: st.secretName, Type: GrantSecretType, Data: data, TokenID: tok.ID,
+	return consumerSecretSpec{Name: st.secretName, Type: latchkeyv1alpha1.GrantSecretType, Data: data, TokenID: tok.ID,
 		RotatedFor: rotatedFor, Template: g.Spec.SecretTemplate}
 }
 
@@ -290,84 +290,55 @@ func (r *CredentialGrantReconciler) revoke(ctx context.Context, g *latchkeyv1alp
 		return err
 	}
 	r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventRevoked, "Revoke", "Deleted the backing token of %s", g.Status.TokenID)
-	metricRevoked.WithLabelValues(CredentialGrantKind, "deleted").Inc()
-	forgetMetrics(CredentialGrantKind, g.Namespace, g.Name)
+	metricRevoked.WithLabelValues(latchkeyv1alpha1.CredentialGrantKind, "deleted").Inc()
+	r.outbox.drop(g.UID)
 	r.issued.forget(g.UID)
+	forgetMetrics(latchkeyv1alpha1.CredentialGrantKind, g.Namespace, g.Name)
 	return removeFinalizer(ctx, r.Client, g)
 }
 
-// status rebuilds the grant's status from what this reconcile observed.
-func (r *CredentialGrantReconciler) status(g *latchkeyv1alpha1.CredentialGrant, st *grantState) latchkeyv1alpha1.CredentialGrantStatus {
+// status rebuilds the grant's status from what this reconcile observed, and
+// returns the Events and metrics its changes call for, to be emitted once it
+// is written.
+func (r *CredentialGrantReconciler) status(g *latchkeyv1alpha1.CredentialGrant, st *grantState) (latchkeyv1alpha1.CredentialGrantStatus, []effect) {
 	s := *g.Status.DeepCopy()
 	s.ObservedGeneration = g.Generation
 	s.SecretName = st.secretName
 	s.ClientID = st.clientID
 	s.ExpiresAt = g.Spec.ExpiresAt
+	var effects []effect
 	if st.current != nil {
 		s.TokenID = st.current.ID
 		s.IssuedAt = &metav1.Time{Time: st.current.CreatedAt.UTC().Truncate(time.Second)}
-		metricExpiration.DeletePartialMatch(map[string]string{"namespace": g.Namespace, "name": g.Name})
-		if g.Spec.ExpiresAt != nil {
-			metricExpiration.WithLabelValues(g.Namespace, g.Name, s.TokenID).Set(float64(g.Spec.ExpiresAt.Unix()))
-		}
+		tokenID := s.TokenID
+		effects = append(effects, func(context.Context) {
+			metricExpiration.DeletePartialMatch(map[string]string{"namespace": g.Namespace, "name": g.Name})
+			if g.Spec.ExpiresAt != nil {
+				metricExpiration.WithLabelValues(g.Namespace, g.Name, tokenID).Set(float64(g.Spec.ExpiresAt.Unix()))
+			}
+		})
 	}
-	ready := r.readyCondition(g, st)
-	expired := metav1.Condition{Type: latchkeyv1alpha1.ConditionExpired, Status: metav1.ConditionFalse, Reason: latchkeyv1alpha1.ReasonNotExpired,
-		Message: "The credential has not expired"}
-	if st.expired {
-		expired.Status, expired.Reason = metav1.ConditionTrue, latchkeyv1alpha1.ReasonExpired
-		expired.Message = fmt.Sprintf("spec.expiresAt %s has passed: the credential is revoked; set a later spec.expiresAt to issue a new one", formatTime(timePtr(g.Spec.ExpiresAt)))
-		if was := meta.FindStatusCondition(s.Conditions, latchkeyv1alpha1.ConditionExpired); was == nil || was.Status != metav1.ConditionTrue {
-			r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventExpired, "Expire", "The credential %s expired and its backing token was deleted", s.TokenID)
+	f := grantFacts{SecretName: st.secretName, ClientName: g.Spec.ClientName,
+		NotReadyReason: st.notReadyReason, NotReadyMessage: st.notReadyMessage,
+		Expired: st.expired, ExpiresAt: formatTime(timePtr(g.Spec.ExpiresAt)),
+		Issued: st.current != nil, Revoked: st.revoked, GrantPermissions: g.Spec.Permissions}
+	if st.client != nil {
+		f.ClientActive, f.ClientPermissions = st.client.IsActive(), st.client.Spec.Permissions
+	}
+	conds := grantConditions(f)
+	if becameTrue(s.Conditions, conds, latchkeyv1alpha1.ConditionExpired) {
+		tokenID := s.TokenID
+		effects = append(effects, func(context.Context) {
+			r.Recorder.Eventf(g, nil, corev1.EventTypeNormal, EventExpired, "Expire", "The credential %s expired and its backing token was deleted", tokenID)
 			metricExpired.WithLabelValues(g.Namespace).Inc()
-		}
+		})
 	}
-	revoked := metav1.Condition{Type: latchkeyv1alpha1.ConditionRevoked, Status: metav1.ConditionFalse, Reason: latchkeyv1alpha1.ReasonNotRevoked,
-		Message: "The backing token exists"}
-	if st.revoked {
-		revoked.Status, revoked.Reason = metav1.ConditionTrue, latchkeyv1alpha1.ReasonRevoked
-		revoked.Message = "The backing token has been deleted: the credential is rejected"
-	}
-	setCondition(&s.Conditions, ready, g.Generation)
-	setCondition(&s.Conditions, expired, g.Generation)
-	setCondition(&s.Conditions, revoked, g.Generation)
-	// An expired grant is stalled whatever else is wrong with it (its client
-	// gone too): only a later spec.expiresAt brings it back.
-	switch {
-	case st.expired:
-		setStalled(&s.Conditions, latchkeyv1alpha1.ReasonExpired, expired.Message, g.Generation)
-	case ready.Status == metav1.ConditionFalse:
-		setStalled(&s.Conditions, ready.Reason, ready.Message, g.Generation)
-	default:
-		setStalled(&s.Conditions, "", "", g.Generation)
-	}
-	setReadyMetric(CredentialGrantKind, g.Namespace, g.Name, ready.Status == metav1.ConditionTrue)
-	return s
-}
-
-func (r *CredentialGrantReconciler) readyCondition(g *latchkeyv1alpha1.CredentialGrant, st *grantState) metav1.Condition {
-	notReady := func(reason, msg string) metav1.Condition {
-		return metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
-	}
-	switch {
-	case st.notReadyReason != "":
-		return notReady(st.notReadyReason, st.notReadyMessage)
-	case st.expired:
-		return notReady(latchkeyv1alpha1.ReasonExpired, fmt.Sprintf(
-			"The credential expired at spec.expiresAt %s and is revoked: set a later spec.expiresAt to issue a new one, or delete this CredentialGrant", formatTime(timePtr(g.Spec.ExpiresAt))))
-	case st.current == nil:
-		return notReady(latchkeyv1alpha1.ReasonIssueFailed, "No credential is issued yet")
-	case !st.client.IsActive():
-		return notReady(latchkeyv1alpha1.ReasonClientInactive, fmt.Sprintf(
-			"ApiClient %q is deactivated (spec.active: false): the credential is rejected until the client is active again", g.Spec.ClientName))
-	}
-	if missing := permissions.Subset(g.Spec.Permissions, st.client.Spec.Permissions); len(missing) > 0 {
-		return notReady(latchkeyv1alpha1.ReasonPermissionNotGranted, fmt.Sprintf(
-			"ApiClient %q does not hold %s: grant them to the client or remove them from spec.permissions; until then the credential has only the permissions both hold",
-			g.Spec.ClientName, strings.Join(missing, ", ")))
-	}
-	return metav1.Condition{Type: latchkeyv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: latchkeyv1alpha1.ReasonIssued,
-		Message: fmt.Sprintf("Credential issued into Secret %q", st.secretName)}
+	setConditions(&s.Conditions, conds, g.Generation)
+	ready := meta.IsStatusConditionTrue(conds, latchkeyv1alpha1.ConditionReady)
+	effects = append(effects, func(context.Context) {
+		setReadyMetric(latchkeyv1alpha1.CredentialGrantKind, g.Namespace, g.Name, ready)
+	})
+	return s, effects
 }
 
 func timePtr(t *metav1.Time) *time.Time {

@@ -35,7 +35,9 @@ type expectations struct {
 
 type writtenStatus struct {
 	resourceVersion uint64
-	status          any
+	// status is the status as applied (the controller's fields), whole the
+	// typed status it came from.
+	status, whole any
 }
 
 type expected struct {
@@ -118,27 +120,53 @@ func (e *expectations) forget(owner types.UID) {
 	delete(e.written, owner)
 }
 
-func (e *expectations) statusWritten(obj client.Object, status any) {
-	rv, err := strconv.ParseUint(obj.GetResourceVersion(), 10, 64)
+// statusWritten records the status this process applied for owner (as
+// applied, and whole) and the resourceVersion the write produced.
+func (e *expectations) statusWritten(owner types.UID, resourceVersion string, applied, whole any) {
+	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
 	if e == nil || err != nil {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.written[obj.GetUID()] = writtenStatus{resourceVersion: rv, status: status}
+	e.written[owner] = writtenStatus{resourceVersion: rv, status: applied, whole: whole}
 }
 
-// wroteStatus reports whether this process wrote status as obj's status
-// after the version obj (from the cache) is: writing it again would change
-// nothing. Resource versions are compared as numbers (etcd revisions); one
-// that is not a number never matches, so the status is written.
-func (e *expectations) wroteStatus(obj client.Object, status any) bool {
+// behind returns what this process last wrote as obj's status when obj (from
+// the cache) predates that write. Resource versions are compared as numbers
+// (etcd revisions); one that is not a number is never behind.
+func (e *expectations) behind(obj client.Object) (writtenStatus, bool) {
 	rv, err := strconv.ParseUint(obj.GetResourceVersion(), 10, 64)
 	if e == nil || err != nil {
-		return false
+		return writtenStatus{}, false
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	w, ok := e.written[obj.GetUID()]
-	return ok && rv < w.resourceVersion && equality.Semantic.DeepEqual(w.status, status)
+	return w, ok && rv < w.resourceVersion
+}
+
+// wroteStatus reports whether this process applied status as obj's status
+// after the version obj (from the cache) is: applying it again would change
+// nothing.
+func (e *expectations) wroteStatus(obj client.Object, applied any) bool {
+	w, ok := e.behind(obj)
+	return ok && equality.Semantic.DeepEqual(w.status, applied)
+}
+
+// overlayStatus replaces a cached object's status by the one this process
+// applied after it, so that a reconcile the cache has not caught up with
+// decides from what this process knows it wrote (keeping each condition's
+// transition time) instead of writing a stale status again.
+func overlayStatus[S any, P interface {
+	*S
+	DeepCopy() *S
+}](e *expectations, obj client.Object, cur P) {
+	w, ok := e.behind(obj)
+	if !ok {
+		return
+	}
+	if whole, ok := w.whole.(S); ok {
+		*cur = *P(&whole).DeepCopy()
+	}
 }

@@ -3,6 +3,8 @@ package controller
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 )
 
 var (
@@ -43,7 +45,7 @@ func setReadyMetric(kind, ns, name string, ready bool) {
 // forgetMetrics drops an object's series when it is deleted.
 func forgetMetrics(kind, ns, name string) {
 	metricReady.DeleteLabelValues(kind, ns, name)
-	if kind == CredentialGrantKind {
+	if kind == latchkeyv1alpha1.CredentialGrantKind {
 		metricExpiration.DeletePartialMatch(map[string]string{"namespace": ns, "name": name})
 	}
 }

@@ -14,7 +14,6 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
-	"github.com/latchkey-dev/latchkey/internal/controller"
 	"github.com/latchkey-dev/latchkey/internal/heartbeat"
 	"github.com/latchkey-dev/latchkey/internal/servingcert"
 	"github.com/latchkey-dev/latchkey/internal/webhook/certs"
@@ -72,10 +71,10 @@ var elidedValue = func() []byte {
 
 // consumerKeys are the data keys Latchkey writes into consumer Secrets.
 var consumerKeys = map[string]bool{
-	controller.KeyClientID: true, controller.KeyClientSecret: true,
-	controller.KeyToken: true, controller.KeyTokenID: true, controller.KeyExpiresAt: true,
-	controller.KeyKeyID: true, controller.KeyKeySecret: true,
-	controller.KeyUsername: true, controller.KeyPassword: true,
+	latchkeyv1alpha1.ClientIDKey: true, latchkeyv1alpha1.ClientSecretKey: true,
+	latchkeyv1alpha1.TokenKey: true, latchkeyv1alpha1.TokenIDKey: true, latchkeyv1alpha1.ExpiresAtKey: true,
+	latchkeyv1alpha1.KeyIDKey: true, latchkeyv1alpha1.KeySecretKey: true,
+	latchkeyv1alpha1.UsernameKey: true, latchkeyv1alpha1.PasswordKey: true,
 }
 
 // ownSecretTypes are the types of the Secrets Latchkey writes in its own
@@ -144,7 +143,7 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 // read of it.
 func trimSecret(s *corev1.Secret) {
 	switch s.Type {
-	case controller.ClientSecretType, controller.GrantSecretType:
+	case latchkeyv1alpha1.ClientSecretType, latchkeyv1alpha1.GrantSecretType:
 		s.Data = trimConsumerData(s.Data)
 	default:
 		s.Data = nil

@@ -17,6 +17,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,6 +43,22 @@ import (
 // DefaultNamespace is where the operator keeps its backing tokens when
 // neither --namespace nor POD_NAMESPACE says otherwise.
 const DefaultNamespace = "latchkey-system"
+
+// Defaults of the operator, shared by Options.Defaults and the command-line
+// flags (cmd/main.go) so each is written once.
+const (
+	// DefaultQPS and DefaultBurst: client-go's own (5/10) are too low for an
+	// operator that writes a Secret, a backing token and a status for every
+	// credential on a cold start.
+	DefaultQPS                     = 50
+	DefaultBurst                   = 100
+	DefaultMaxConcurrentReconciles = 4
+	DefaultWebhookPort             = 9443
+	DefaultLeaderElectionID        = "latchkey.latchkey.dev"
+	// DefaultAccessTokenKeyRotation is the flags' signing-key rotation
+	// period (0 in Options rotates only on request).
+	DefaultAccessTokenKeyRotation = 30 * 24 * time.Hour
+)
 
 // Options configure the operator. Zero values are filled by Defaults.
 type Options struct {
@@ -183,22 +200,25 @@ func (o *Options) Defaults() {
 		o.Namespace = DefaultNamespace
 	}
 	if o.LeaderElectionID == "" {
-		o.LeaderElectionID = "latchkey.latchkey.dev"
+		o.LeaderElectionID = DefaultLeaderElectionID
 	}
 	if o.QPS == 0 {
-		o.QPS = 50
+		o.QPS = DefaultQPS
 	}
 	if o.Burst == 0 {
-		o.Burst = 100
+		o.Burst = DefaultBurst
 	}
 	if o.MaxConcurrentReconciles == 0 {
-		o.MaxConcurrentReconciles = 4
+		o.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
 	if o.WebhookPort == 0 {
-		o.WebhookPort = 9443
+		o.WebhookPort = DefaultWebhookPort
 	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = heartbeat.DefaultInterval
+	}
+	if o.VerifierServiceName == "" {
+		o.VerifierServiceName = verifier.DefaultServiceName
 	}
 	if o.TokenNamespace == "" {
 		o.TokenNamespace = o.Namespace
@@ -209,6 +229,9 @@ func (o *Options) Defaults() {
 		o.Verifier.Issuer = verifier.DefaultIssuer(o.Namespace)
 	}
 	o.Verifier.Namespace = o.TokenNamespace
+	if o.Verifier.Informers == nil {
+		o.Verifier.Informers = &verifier.Informers{}
+	}
 	o.Verifier.Defaults()
 }
 
@@ -254,8 +277,15 @@ func CacheOptions(opts Options) cache.Options {
 			secrets.Namespaces[ns] = cache.Config{}
 		}
 	}
+	var newInformer func(toolscache.ListerWatcher, runtime.Object, time.Duration, toolscache.Indexers) toolscache.SharedIndexInformer
+	if opts.Verifier.Informers != nil {
+		// The verifier reads the informers' indexers, also of a
+		// namespace-restricted cache (whose informers do not expose them).
+		newInformer = opts.Verifier.Informers.NewInformer
+	}
 	// ByObject is keyed by pointer: each kind must appear exactly once.
 	return cache.Options{
+		NewInformer:                 newInformer,
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		DefaultNamespaces:           namespaces,
@@ -332,9 +362,6 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		}
 		if opts.Verifier.TLSSecret != "" && opts.VerifierTLSIssue {
 			svc := opts.VerifierServiceName
-			if svc == "" {
-				svc = "latchkey-verifier"
-			}
 			if err := mgr.Add(&servingcert.Issuer{Client: mgr.GetClient(), Now: opts.Now,
 				CANamespace: opts.Namespace, CASecret: servingcert.DefaultCASecretName,
 				ServingNamespace: opts.Verifier.Namespace, ServingSecret: opts.Verifier.TLSSecret,

@@ -10,8 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
-	"github.com/latchkey-dev/latchkey/internal/controller"
 	"github.com/latchkey-dev/latchkey/internal/heartbeat"
 	"github.com/latchkey-dev/latchkey/internal/servingcert"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
@@ -190,7 +190,7 @@ func TestSecretTransformKeepsOwnSecrets(t *testing.T) {
 // that other keys exist, with empty values: the tamper checks see exactly
 // what they would see uncached, except a value no issue can have.
 func TestSecretTransformConsumerSecrets(t *testing.T) {
-	for _, typ := range []corev1.SecretType{controller.ClientSecretType, controller.GrantSecretType} {
+	for _, typ := range []corev1.SecretType{latchkeyv1alpha1.ClientSecretType, latchkeyv1alpha1.GrantSecretType} {
 		in := labelled("tenant", "creds", typ, map[string][]byte{
 			"client_id": []byte("id_P3OsKW8jmcsM174m"), "token": []byte("lk_abc"), "expires_at": {},
 			"client_secret": bytes.Repeat([]byte("s"), cacheMaxValue+1),
@@ -280,4 +280,19 @@ func size(m map[string]string) int {
 		n += len(k) + len(v)
 	}
 	return n
+}
+
+// The manager's cache records its informers for the verifier, so that a
+// namespace-restricted cache (whose informers expose no indexer) is still
+// read through indexers (internal/verifier/suite
+// TestVerifierServesFromInformerIndexers).
+func TestDefaultsShareInformersWithVerifier(t *testing.T) {
+	o := Options{Namespace: "lk", WatchNamespaces: []string{"a"}, VerifierOnly: true}
+	o.Defaults()
+	if o.Verifier.Informers == nil {
+		t.Fatal("Defaults left Verifier.Informers nil")
+	}
+	if CacheOptions(o).NewInformer == nil {
+		t.Fatal("the cache does not record its informers for the verifier")
+	}
 }

@@ -141,6 +141,32 @@ func Intersect(a, b []string) []string {
 	return out
 }
 
+// Effective is what a CredentialGrant may do: the members of grant that its
+// client holds, in grant's order and without duplicates, or all of client
+// when grant names none. It is the one definition of the rule: the verifier
+// answers with it and the controller reports against it, so removing a
+// permission from a client removes it from every grant at once.
+//
+// It is on the verifier's hot path: when grant is empty the result is client
+// itself (never nil; shared, so read-only), and otherwise the result is the
+// only allocation. Both lists are short (a few dozen at most), so a nested
+// loop beats a map. The result equals Intersect(grant, client).
+func Effective(grant, client []string) []string {
+	if len(grant) == 0 {
+		if client == nil {
+			return []string{}
+		}
+		return client
+	}
+	out := make([]string, 0, len(grant))
+	for _, p := range grant {
+		if slices.Contains(client, p) && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Added returns the members of new that are not in old: on an update, only
 // these need to pass rules that depend on other objects or configuration, so
 // an object that was valid when written is not locked by a later change of

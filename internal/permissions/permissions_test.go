@@ -134,3 +134,47 @@ func FuzzParsePermission(f *testing.F) {
 		}
 	})
 }
+
+func TestEffective(t *testing.T) {
+	client := []string{"blogs.read", "blogs.write", "system.x"}
+	tests := []struct {
+		name  string
+		grant []string
+		want  []string
+	}{
+		{name: "none named: all of the client's", grant: nil, want: client},
+		{name: "empty list: all of the client's", grant: []string{}, want: client},
+		{name: "a subset", grant: []string{"blogs.write"}, want: []string{"blogs.write"}},
+		{name: "the grant's order", grant: []string{"system.x", "blogs.read"}, want: []string{"system.x", "blogs.read"}},
+		{name: "removed from the client: gone from the grant", grant: []string{"blogs.read", "blogs.delete"}, want: []string{"blogs.read"}},
+		{name: "nothing in common: nothing, not everything", grant: []string{"blogs.delete"}, want: []string{}},
+		{name: "duplicates", grant: []string{"blogs.read", "blogs.read"}, want: []string{"blogs.read"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Effective(tt.grant, client)
+			if got == nil || !slices.Equal(got, tt.want) {
+				t.Errorf("Effective = %#v, want %q", got, tt.want)
+			}
+			if len(tt.grant) > 0 && !slices.Equal(got, Intersect(tt.grant, client)) {
+				t.Errorf("Effective = %q, Intersect = %q: the two must agree", got, Intersect(tt.grant, client))
+			}
+		})
+	}
+	if got := Effective(nil, nil); got == nil || len(got) != 0 {
+		t.Errorf("Effective(nil, nil) = %#v, want an empty non-nil list", got)
+	}
+}
+
+// TestEffectiveAllocations: the verifier calls Effective on every grant
+// request; it may allocate only the result.
+func TestEffectiveAllocations(t *testing.T) {
+	client := []string{"blogs.read", "blogs.write", "system.x"}
+	if n := testing.AllocsPerRun(100, func() { _ = Effective(nil, client) }); n != 0 {
+		t.Errorf("Effective with no grant permissions: %v allocations, want 0", n)
+	}
+	grant := []string{"blogs.read", "system.x"}
+	if n := testing.AllocsPerRun(100, func() { _ = Effective(grant, client) }); n > 1 {
+		t.Errorf("Effective: %v allocations, want at most 1 (the result)", n)
+	}
+}

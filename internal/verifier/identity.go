@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -287,7 +286,7 @@ func clientIdentity(c *latchkeyv1alpha1.ApiClient, t backing.Token, typ string) 
 func grantIdentity(c *latchkeyv1alpha1.ApiClient, g *latchkeyv1alpha1.CredentialGrant, t backing.Token) Identity {
 	id := clientIdentity(c, t, string(g.EffectiveType()))
 	id.Kind, id.Name, id.Description = backing.KindCredentialGrant, g.Name, g.Spec.Description
-	id.Permissions = EffectivePermissions(g.Spec.Permissions, c.Spec.Permissions)
+	id.Permissions = permissions.Effective(g.Spec.Permissions, c.Spec.Permissions)
 	id.AllowedRequests = g.Spec.AllowedRequests
 	id.Attributes = mergeAttributes(c.Spec.Attributes, g.Spec.Attributes)
 	id.owner = usageKey{kind: backing.KindCredentialGrant, namespace: g.Namespace, name: g.Name}
@@ -299,25 +298,6 @@ func grantIdentity(c *latchkeyv1alpha1.ApiClient, g *latchkeyv1alpha1.Credential
 		id.ExpiresAt = &g.Spec.ExpiresAt.Time
 	}
 	return id
-}
-
-// EffectivePermissions is what a grant may do: its permissions intersected
-// with its client's, or all the client's when the grant names none. Removing
-// a permission from a client removes it from every grant at once.
-func EffectivePermissions(grant, client []string) []string {
-	if len(grant) == 0 {
-		return nonNil(client) // read-only
-	}
-	// Both lists are short (a few dozen at most): a nested loop beats a map
-	// and allocates only the result. Same order and result as
-	// permissions.Intersect.
-	out := make([]string, 0, len(grant))
-	for _, p := range grant {
-		if slices.Contains(client, p) && !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Has reports whether the identity holds every permission in want.

@@ -20,6 +20,25 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/servingcert"
 )
 
+// Defaults of the verification service, shared by Options.Defaults and the
+// command-line flags (cmd/main.go, cmd/latchkey-dev) so each is written once.
+const (
+	DefaultIntrospectionPermission = "system.introspect"
+	DefaultAccessTokenTTL          = time.Hour
+	DefaultAudience                = "latchkey"
+	DefaultFailuresPerSecond       = 1
+	DefaultFailureBurst            = 10
+	// DefaultServiceName is the chart's verifier Service (in the operator
+	// namespace): the default issuer and certificate name.
+	DefaultServiceName = "latchkey-verifier"
+	// DefaultUsageInterval is the flags' usage-write interval (0 in Options
+	// disables usage recording).
+	DefaultUsageInterval = time.Minute
+	// DefaultMaxStaleness is the flags' staleness bound (0 in Options
+	// disables it).
+	DefaultMaxStaleness = 5 * time.Minute
+)
+
 // Options configure the verification service.
 type Options struct {
 	// Namespace is the operator's namespace, where backing tokens live.
@@ -63,6 +82,11 @@ type Options struct {
 	// replica) has arrived through its watch for longer, it answers 503 and
 	// is not ready, until the watch delivers one again. 0 disables the bound.
 	MaxStaleness time.Duration
+	// Informers, when the manager's cache was built with its NewInformer,
+	// gives the verifier the indexers of a namespace-restricted cache, whose
+	// informers have none of their own (see Informers). Nil: such a cache is
+	// read through its reader (a deep copy per lookup).
+	Informers *Informers
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -70,25 +94,25 @@ type Options struct {
 // Defaults fills unset options.
 func (o *Options) Defaults() {
 	if o.IntrospectionPermission == "" {
-		o.IntrospectionPermission = "system.introspect"
+		o.IntrospectionPermission = DefaultIntrospectionPermission
 	}
 	if o.AccessTokenTTL == 0 {
-		o.AccessTokenTTL = time.Hour
+		o.AccessTokenTTL = DefaultAccessTokenTTL
 	}
 	if o.Issuer == "" {
 		o.Issuer = DefaultIssuer(o.Namespace)
 	}
 	if o.Audience == "" {
-		o.Audience = "latchkey"
+		o.Audience = DefaultAudience
 	}
 	if o.SigningKeySecret == "" {
 		o.SigningKeySecret = backing.SigningKeysSecretName
 	}
 	if o.FailuresPerSecond == 0 {
-		o.FailuresPerSecond = 1
+		o.FailuresPerSecond = DefaultFailuresPerSecond
 	}
 	if o.FailureBurst == 0 {
-		o.FailureBurst = 10
+		o.FailureBurst = DefaultFailureBurst
 	}
 	if o.SlowHashMemoryBudget <= 0 {
 		o.SlowHashMemoryBudget = DefaultSlowHashMemoryBudget
@@ -101,7 +125,7 @@ func (o *Options) Defaults() {
 // DefaultIssuer is the access-token issuer when none is configured: the
 // chart's verifier Service.
 func DefaultIssuer(namespace string) string {
-	return "https://latchkey-verifier." + namespace + ".svc:8082"
+	return "https://" + DefaultServiceName + "." + namespace + ".svc:8082"
 }
 
 // Setup adds the verification service to the manager: its index, its HTTP
@@ -143,6 +167,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 			}
 			if ii, ok := inf.(interface{ GetIndexer() toolscache.Indexer }); ok {
 				indexers[i] = ii.GetIndexer()
+			} else {
+				indexers[i] = opts.Informers.indexer(obj)
 			}
 			if _, isSecret := obj.(*corev1.Secret); isSecret && s.fresh != nil {
 				beat := func(o any) {

@@ -2,13 +2,13 @@ package verifier
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -78,9 +78,15 @@ func (u *usageRecorder) flush(ctx context.Context) {
 	}
 }
 
+// usageFieldOwner is the verifier's server-side apply field manager for
+// status: it owns lastUsedAt and lastUsedFrom and nothing else; the
+// controller owns the rest of the status as "latchkey-controller". Neither
+// write can clobber the other's fields.
+const usageFieldOwner = client.FieldOwner("latchkey-usage")
+
 // write records a use at v.at unless the object already shows a use at the
 // same second or later: several replicas (and a flush that raced another)
-// write the same field, and lastUsedAt must never go backwards. The patch
+// write the same field, and lastUsedAt must never go backwards. The apply
 // carries the resourceVersion the decision was made on, so a write that
 // landed in between is a conflict rather than overwritten; then the object
 // is read again from the API server and the write retried once, only if it
@@ -94,9 +100,14 @@ func (u *usageRecorder) write(ctx context.Context, k usageKey, v usage) error {
 		if !usageNewer(lastUsedAt(obj), v.at) {
 			return nil
 		}
-		at, _ := metav1.NewTime(v.at).MarshalJSON()
-		patch := fmt.Appendf(nil, `{"metadata":{"resourceVersion":%q},"status":{"lastUsedAt":%s,"lastUsedFrom":%q}}`, obj.GetResourceVersion(), at, v.from)
-		err := u.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+		at, _ := metav1.NewTime(v.at).MarshalQueryParameter()
+		ac := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": latchkeyv1alpha1.GroupVersion.String(),
+			"kind":       k.kind,
+			"metadata":   map[string]any{"namespace": k.namespace, "name": k.name, "resourceVersion": obj.GetResourceVersion()},
+			"status":     map[string]any{"lastUsedAt": at, "lastUsedFrom": v.from},
+		}}
+		err := u.client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(ac), usageFieldOwner, client.ForceOwnership)
 		if !apierrors.IsConflict(err) || attempt > 0 {
 			return client.IgnoreNotFound(err)
 		}

@@ -62,10 +62,15 @@ func usageClient(t *testing.T, cached, fresh time.Time, conflicts int, seen *[]p
 	g := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "g", ResourceVersion: "10"}}
 	g.Status.LastUsedAt = &metav1.Time{Time: cached}
 	return fake.NewClientBuilder().WithScheme(s).WithObjects(g).WithStatusSubresource(g).WithInterceptorFuncs(interceptor.Funcs{
-		SubResourcePatch: func(_ context.Context, _ client.Client, sub string, _ client.Object, p client.Patch, _ ...client.SubResourcePatchOption) error {
-			data, err := p.Data(nil)
+		SubResourceApply: func(_ context.Context, _ client.Client, sub string, ac runtime.ApplyConfiguration, opts ...client.SubResourceApplyOption) error {
+			data, err := json.Marshal(ac)
 			if err != nil {
 				return err
+			}
+			o := &client.SubResourceApplyOptions{}
+			o.ApplyOpts(opts)
+			if sub != "status" || o.FieldManager != "latchkey-usage" {
+				t.Fatalf("applied %s as %q, want status as latchkey-usage", sub, o.FieldManager)
 			}
 			var body struct {
 				Metadata struct {
@@ -98,7 +103,8 @@ func usageClient(t *testing.T, cached, fresh time.Time, conflicts int, seen *[]p
 
 // The flusher's write: skipped when the object already shows a use at that
 // second or later; otherwise an optimistic-lock patch, re-read and retried
-// once on conflict only if still newer.
+// once on conflict only if still newer. Written with server-side apply
+// as its own field manager.
 func TestUsageWrite(t *testing.T) {
 	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, tc := range []struct {

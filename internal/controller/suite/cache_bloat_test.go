@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
-	"github.com/latchkey-dev/latchkey/internal/controller"
 	"github.com/latchkey-dev/latchkey/internal/heartbeat"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	"github.com/latchkey-dev/latchkey/internal/testenv"
@@ -75,7 +74,7 @@ func TestCacheTenantSecretsCostNothing(t *testing.T) {
 			}
 			switch i % 4 {
 			case 1:
-				s.Type, s.Data = controller.GrantSecretType, map[string][]byte{controller.KeyToken: payload}
+				s.Type, s.Data = latchkeyv1alpha1.GrantSecretType, map[string][]byte{latchkeyv1alpha1.TokenKey: payload}
 			case 2:
 				s.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": annotation}
 			}
@@ -106,8 +105,8 @@ func TestCacheTenantSecretsCostNothing(t *testing.T) {
 			size += len(k) + len(v)
 		}
 		f.g.Expect(size).To(BeNumerically("<", 1<<10), "%s (%s) is held in the cache with %d bytes of data and annotations", s.Name, s.Type, size)
-		if s.Type == controller.GrantSecretType {
-			f.g.Expect(s.Data).To(HaveKey(controller.KeyToken), "a consumer-type Secret shows the key, with a marker value")
+		if s.Type == latchkeyv1alpha1.GrantSecretType {
+			f.g.Expect(s.Data).To(HaveKey(latchkeyv1alpha1.TokenKey), "a consumer-type Secret shows the key, with a marker value")
 		} else {
 			f.g.Expect(s.Data).To(BeEmpty())
 		}

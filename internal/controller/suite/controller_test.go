@@ -43,7 +43,7 @@ func TestIssueClientAndGrants(t *testing.T) {
 	f.waitCondition(c, latchkeyv1alpha1.ConditionActive, metav1.ConditionTrue, latchkeyv1alpha1.ReasonActive)
 
 	cs := f.secret("reader")
-	f.g.Expect(cs.Type).To(Equal(controller.ClientSecretType))
+	f.g.Expect(cs.Type).To(Equal(latchkeyv1alpha1.ClientSecretType))
 	f.g.Expect(cs.Data).To(HaveKeyWithValue("client_id", []byte(c.Status.ClientID)))
 	f.g.Expect(string(cs.Data["client_secret"])).To(MatchRegexp(`^key_[A-Za-z0-9_-]{43}$`))
 	f.g.Expect(cs.Labels).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "latchkey"))

@@ -20,7 +20,6 @@ import (
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/accesstoken"
 	"github.com/latchkey-dev/latchkey/internal/backing"
-	"github.com/latchkey-dev/latchkey/internal/controller"
 	"github.com/latchkey-dev/latchkey/internal/testenv"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -30,7 +29,7 @@ import (
 
 // publicKeys are the data keys of consumer Secrets that hold no secret.
 var publicKeys = map[string]bool{
-	controller.KeyClientID: true, "token_id": true, "key_id": true, "username": true, "expires_at": true,
+	latchkeyv1alpha1.ClientIDKey: true, "token_id": true, "key_id": true, "username": true, "expires_at": true,
 }
 
 // issuedSecrets adds to into every secret Latchkey issued in ns, read from
@@ -49,7 +48,7 @@ func issuedSecrets(t testing.TB, ctx context.Context, c client.Reader, ns, opNs 
 		t.Fatal(err)
 	}
 	for _, s := range consumer.Items {
-		if s.Type != controller.ClientSecretType && s.Type != controller.GrantSecretType {
+		if s.Type != latchkeyv1alpha1.ClientSecretType && s.Type != latchkeyv1alpha1.GrantSecretType {
 			continue
 		}
 		for k, v := range s.Data {

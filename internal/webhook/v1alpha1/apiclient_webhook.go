@@ -70,8 +70,8 @@ func (v *ApiClientValidator) ValidateCreate(ctx context.Context, c *latchkeyv1al
 	if err != nil {
 		return nil, err
 	}
-	warnings := secretClash(ctx, v.APIReader, c.EffectiveSecretName(), c.Namespace, "CredentialGrant", &latchkeyv1alpha1.CredentialGrant{})
-	return warnings, invalid("ApiClient", c.Name, ValidateApiClient(nil, c, l))
+	warnings := secretClash(ctx, v.APIReader, c.EffectiveSecretName(), c.Namespace, latchkeyv1alpha1.CredentialGrantKind, &latchkeyv1alpha1.CredentialGrant{})
+	return warnings, invalid(latchkeyv1alpha1.ApiClientKind, c.Name, ValidateApiClient(nil, c, l))
 }
 
 // ValidateUpdate validates a change to an ApiClient.
@@ -82,9 +82,9 @@ func (v *ApiClientValidator) ValidateUpdate(ctx context.Context, old, c *latchke
 	}
 	var warnings admission.Warnings
 	if old.EffectiveSecretName() != c.EffectiveSecretName() {
-		warnings = secretClash(ctx, v.APIReader, c.EffectiveSecretName(), c.Namespace, "CredentialGrant", &latchkeyv1alpha1.CredentialGrant{})
+		warnings = secretClash(ctx, v.APIReader, c.EffectiveSecretName(), c.Namespace, latchkeyv1alpha1.CredentialGrantKind, &latchkeyv1alpha1.CredentialGrant{})
 	}
-	return warnings, invalid("ApiClient", c.Name, ValidateApiClient(old, c, l))
+	return warnings, invalid(latchkeyv1alpha1.ApiClientKind, c.Name, ValidateApiClient(old, c, l))
 }
 
 // ValidateDelete enforces spec.deletionPolicy RequireInactive.
@@ -97,7 +97,7 @@ func (v *ApiClientValidator) ValidateDelete(ctx context.Context, c *latchkeyv1al
 	var ns corev1.Namespace
 	err := v.APIReader.Get(ctx, types.NamespacedName{Name: c.Namespace}, &ns)
 	terminating := apierrors.IsNotFound(err) || (err == nil && !ns.DeletionTimestamp.IsZero())
-	return nil, invalid("ApiClient", c.Name, ValidateApiClientDelete(c, terminating))
+	return nil, invalid(latchkeyv1alpha1.ApiClientKind, c.Name, ValidateApiClientDelete(c, terminating))
 }
 
 func (v *ApiClientValidator) lookups(ctx context.Context, old, c *latchkeyv1alpha1.ApiClient) (ApiClientLookups, error) {
@@ -139,10 +139,7 @@ func (v *ApiClientValidator) chosenSecretLength(ctx context.Context, old, c *lat
 	if err := v.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &sec); err != nil {
 		return 0, false
 	}
-	key := ref.Key
-	if key == "" {
-		key = "client_secret"
-	}
+	key := ref.EffectiveKey()
 	val, found := sec.Data[key]
 	if !found || len(val) == 0 {
 		return 0, false
@@ -206,10 +203,7 @@ func ValidateApiClient(old, c *latchkeyv1alpha1.ApiClient, l ApiClientLookups) f
 	// A user-chosen secret is long enough to resist guessing. The value is
 	// never echoed, nor its length (a hint about it).
 	if ref := c.Spec.ClientSecretRef; ref != nil && l.ChosenSecretRead && l.ChosenSecretLength < MinChosenSecretLength {
-		key := ref.Key
-		if key == "" {
-			key = "client_secret"
-		}
+		key := ref.EffectiveKey()
 		errs = append(errs, field.Invalid(spec.Child("clientSecretRef"), fmt.Sprintf("%s/%s", ref.Name, key), fmt.Sprintf(
 			"the client secret in Secret %q, key %q, has fewer than %d characters, too short for a client secret: put a random one there (for example the output of: openssl rand -base64 32), or leave out spec.clientSecretRef to have a secret generated",
 			ref.Name, key, MinChosenSecretLength)))

@@ -81,9 +81,9 @@ func (v *CredentialGrantValidator) validate(ctx context.Context, old, g *latchke
 		}
 	}
 	if old == nil || old.EffectiveSecretName() != g.EffectiveSecretName() {
-		warnings = append(warnings, secretClash(ctx, v.APIReader, g.EffectiveSecretName(), g.Namespace, "ApiClient", &latchkeyv1alpha1.ApiClient{})...)
+		warnings = append(warnings, secretClash(ctx, v.APIReader, g.EffectiveSecretName(), g.Namespace, latchkeyv1alpha1.ApiClientKind, &latchkeyv1alpha1.ApiClient{})...)
 	}
-	return warnings, invalid("CredentialGrant", g.Name, ValidateCredentialGrant(old, g, l))
+	return warnings, invalid(latchkeyv1alpha1.CredentialGrantKind, g.Name, ValidateCredentialGrant(old, g, l))
 }
 
 func addedGrantPermissions(old, g *latchkeyv1alpha1.CredentialGrant) []string {
