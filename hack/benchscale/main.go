@@ -376,7 +376,7 @@ func grantToken(ctx context.Context, c client.Client, ns, name string) (string, 
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
 		return "", err
 	}
-	return string(s.Data["token"]), nil
+	return string(s.Data[latchkeyv1alpha1.TokenKey]), nil
 }
 
 // heapPerToken is the live heap (after GC) that a manager started in this

@@ -38,11 +38,11 @@ const (
 	AnnotationJTI = "latchkey.dev/jti"
 	// AnnotationTokenID is the revoked backing token's id (for an access
 	// token: the client secret it was issued against).
-	AnnotationTokenID = "latchkey.dev/token-id"
+	AnnotationTokenID = latchkeyv1alpha1.AnnotationTokenID
 	// AnnotationOwnerKind is the kind of the token's owner.
 	AnnotationOwnerKind = "latchkey.dev/owner-kind"
 	// AnnotationOwnerUID is the owner's UID.
-	AnnotationOwnerUID = "latchkey.dev/owner-uid"
+	AnnotationOwnerUID = latchkeyv1alpha1.LabelOwnerUID
 	// AnnotationRevokedFrom is the source address of the revoke request.
 	AnnotationRevokedFrom = "latchkey.dev/revoked-from"
 	// AnnotationRevokedAt is when the verifier accepted the request.
@@ -51,7 +51,7 @@ const (
 	AnnotationReported = "latchkey.dev/reported"
 
 	// RevokedToken: a backing token (a grant's token or a client secret).
-	RevokedToken = "token"
+	RevokedToken = "backing-token"
 	// RevokedAccessToken: one JWT access token, by jti.
 	RevokedAccessToken = "access-token"
 

@@ -63,7 +63,10 @@ func TestVerifierServesFromInformerIndexers(t *testing.T) {
 		name string
 		opts operator.Options
 	}{
-		{"cluster-wide", operator.Options{Namespace: f.opNs}},
+		// As operator.Defaults sets it up: revocation records are cached in
+		// the token namespace only, so even a cluster-wide cache has one
+		// namespace-restricted informer.
+		{"cluster-wide", operator.Options{Namespace: f.opNs, Verifier: verifier.Options{Informers: &verifier.Informers{}}}},
 		{"verifier-only, namespaced", operator.Options{Namespace: f.opNs, WatchNamespaces: []string{f.ns}, VerifierOnly: true,
 			Verifier: verifier.Options{Informers: &verifier.Informers{}}}},
 	} {
