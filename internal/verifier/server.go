@@ -68,6 +68,9 @@ type Server struct {
 
 	verifyHandler http.Handler
 	metadataDoc   []byte
+	// onReady, when set, is called once the caches synced (the gRPC
+	// health status follows at once).
+	onReady func()
 }
 
 func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr.Logger) *Server {
