@@ -3,8 +3,8 @@ package verifier
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -169,15 +169,15 @@ func (in *checkInput) query() checkQuery {
 	}
 	q.method, q.path = in.http.GetMethod(), in.http.GetPath()
 	q.original = q.method != "" && q.path != ""
-	q.remote = in.src
+	// netip, not net: no allocation for the peer's address, kept as sent.
+	if _, err := netip.ParseAddr(in.src); err == nil {
+		q.remote = in.src
+	}
 	if xff := in.first("x-forwarded-for"); xff != "" {
 		first, _, _ := strings.Cut(xff, ",")
-		if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-			q.remote = ip.String()
+		if a, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
+			q.remote = a.Unmap().String()
 		}
-	}
-	if ip := net.ParseIP(q.remote); ip == nil {
-		q.remote = ""
 	}
 	return q
 }
@@ -190,23 +190,31 @@ func (in *checkInput) query() checkQuery {
 // in headers_to_remove; an empty value (a client bound to no tenant) is
 // removed rather than set empty.
 func (in *checkInput) okResponse(d *decision) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{Headers: make([]*corev3.HeaderValueOption, 0, len(d.headerNames))}
-	set := make(map[string]bool, len(d.headerNames))
+	n := len(d.headerNames)
+	ok := &authv3.OkHttpResponse{Headers: make([]*corev3.HeaderValueOption, 0, n),
+		HeadersToRemove: make([]string, 0, len(credentialHeaders)+2)}
+	// One allocation each for the options and the values, not one per
+	// header.
+	opts, vals := make([]corev3.HeaderValueOption, n), make([]corev3.HeaderValue, n)
+	var set [8]string
+	setNames := set[:0]
 	for i, name := range d.headerNames {
-		lower := strings.ToLower(name)
+		lower := lowerHeaderName(name)
 		if d.headerValues[i] == "" {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, lower)
 			continue
 		}
-		set[lower] = true
-		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: lower, Value: d.headerValues[i]},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
+		setNames = append(setNames, lower)
+		vals[i].Key, vals[i].Value = lower, d.headerValues[i]
+		opts[i].Header, opts[i].AppendAction = &vals[i], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		ok.Headers = append(ok.Headers, &opts[i])
 	}
 	remove := func(k string) {
+		if !readsAsLatchkey(k) {
+			return
+		}
 		lower := strings.ToLower(k)
-		if readsAsLatchkey(lower) && !set[lower] && !containsString(ok.HeadersToRemove, lower) {
+		if !containsString(setNames, lower) && !containsString(ok.HeadersToRemove, lower) {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, lower)
 		}
 	}
@@ -229,8 +237,8 @@ func (in *checkInput) okResponse(d *decision) *authv3.CheckResponse {
 }
 
 // readsAsLatchkey reports whether a header name reads as X-Latchkey-… to a
-// CGI, WSGI, PHP or Rack upstream (x-latchkey-, x_latchkey_, x.latchkey.…);
-// name is lower case.
+// CGI, WSGI, PHP or Rack upstream (x-latchkey-, x_latchkey_, x.latchkey.…,
+// in any letter case).
 func readsAsLatchkey(name string) bool {
 	const want = "x-latchkey-"
 	if len(name) < len(want) {
@@ -238,6 +246,9 @@ func readsAsLatchkey(name string) bool {
 	}
 	for i := range len(want) {
 		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
 		if want[i] == '-' {
 			if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
 				return false
@@ -247,6 +258,22 @@ func readsAsLatchkey(name string) bool {
 		}
 	}
 	return true
+}
+
+// lowerNames are the identity headers' names as Envoy spells them.
+var lowerNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range identityHeaderNames {
+		m[n] = strings.ToLower(n)
+	}
+	return m
+}()
+
+func lowerHeaderName(name string) string {
+	if l, ok := lowerNames[name]; ok {
+		return l
+	}
+	return strings.ToLower(name)
 }
 
 func containsString(list []string, s string) bool {
