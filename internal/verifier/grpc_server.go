@@ -105,6 +105,9 @@ func (g *grpcServer) start() {
 // stop drains the server: health NOT_SERVING at once, in-flight Checks
 // finish, for at most the HTTP server's shutdown timeout.
 func (g *grpcServer) stop() {
+	// Synchronises with start, and keeps a server never started from
+	// starting later.
+	g.startOnce.Do(func() {})
 	g.stopOnce.Do(func() {
 		g.draining.Store(true)
 		g.health.Shutdown()
