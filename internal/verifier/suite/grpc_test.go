@@ -356,7 +356,10 @@ func TestGRPCHealthFollowsSync(t *testing.T) {
 	t.Cleanup(func() {
 		cancel()
 		select { // a manager whose caches never synced may not stop
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Logf("manager: %v", err)
+			}
 		case <-time.After(10 * time.Second):
 		}
 	})
