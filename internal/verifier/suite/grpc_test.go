@@ -317,6 +317,22 @@ func TestGRPCCheckMatchesVerify(t *testing.T) {
 		g.Expect(resp.GetDeniedResponse().GetStatus().GetCode()).To(BeEquivalentTo(403))
 	})
 
+	t.Run("usage flows back to status, from the end client's address", func(t *testing.T) {
+		f := f.sub(t)
+		only := grant("grpc-only", "blog", latchkeyv1alpha1.CredentialTypeBearer)
+		f.create(only)
+		f.waitReady(only)
+		resp, err := authz.Check(f.ctx, checkRequest(with(bearer(f.secret("grpc-only")["token"]), "X-Forwarded-For", "198.51.100.7, 10.0.0.1"), ""))
+		f.g.Expect(err).NotTo(HaveOccurred())
+		f.g.Expect(resp.GetOkResponse()).NotTo(BeNil())
+		f.g.Eventually(func(g Gomega) {
+			got := &latchkeyv1alpha1.CredentialGrant{}
+			g.Expect(env.Client.Get(f.ctx, clientKey(f.ns, "grpc-only"), got)).To(Succeed())
+			g.Expect(got.Status.LastUsedAt).NotTo(BeNil())
+			g.Expect(got.Status.LastUsedFrom).To(Equal("198.51.100.7"))
+		}).Should(Succeed())
+	})
+
 	t.Run("revoked by delete", func(t *testing.T) {
 		g := NewWithT(t)
 		g.Expect(env.Client.Delete(f.ctx, grants[0])).To(Succeed())
