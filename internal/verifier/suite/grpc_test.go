@@ -32,6 +32,7 @@ import (
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	"github.com/latchkey-dev/latchkey/internal/servingcert"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
 	"github.com/latchkey-dev/latchkey/internal/token"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 )
@@ -476,4 +477,60 @@ func TestGRPCTLS(t *testing.T) {
 	defer cancel()
 	_, err = plain.Check(ctx, &healthpb.HealthCheckRequest{})
 	g.Expect(err).To(HaveOccurred(), "plaintext gRPC on the TLS port")
+}
+
+// A verifier whose view is older than --max-staleness (its watch stalled
+// behind a cut proxy) is NOT_SERVING and denies every Check with 503, as
+// /v1/verify answers; it serves again once the watch recovers.
+func TestGRPCStaleness(t *testing.T) {
+	f := newFixture(t, func(o *operator.Options) { o.HeartbeatInterval = 200 * time.Millisecond })
+	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: latchkeyv1alpha1.ApiClientSpec{
+		Scopes: []string{"blogs"}, Permissions: []string{"blogs.read"}, Tenant: "2"}}
+	f.create(c)
+	f.waitReady(c)
+	f.create(grant("keep", "app", latchkeyv1alpha1.CredentialTypeBearer))
+	f.waitReady(&latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Name: "keep", Namespace: f.ns}})
+	tok := f.secret("keep")["token"]
+
+	apiURL, err := url.Parse(env.Config.Host)
+	f.g.Expect(err).NotTo(HaveOccurred())
+	px := startPartitionProxy(t, apiURL.Host)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = "https://" + px.ln.Addr().String()
+	hln, gln := grpcListener(t), grpcListener(t)
+	mgr, err := operator.NewManager(cfg, operator.Options{Namespace: f.opNs, WatchNamespaces: []string{f.ns}, VerifierOnly: true,
+		VerifierListener: hln, VerifierGRPCListener: gln, Verifier: verifier.Options{MaxStaleness: 2 * time.Second},
+		MetricsAddr: "0", SkipControllerNameValidation: true})
+	f.g.Expect(err).NotTo(HaveOccurred())
+	testenv.RunManager(t, mgr)
+	only := *f
+	only.url = "http://" + hln.Addr().String()
+	authz, healthc := grpcClient(t, gln.Addr().String(), nil)
+	health := func() healthpb.HealthCheckResponse_ServingStatus {
+		r, err := healthc.Check(f.ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return -1
+		}
+		return r.GetStatus()
+	}
+	decision := func(g Gomega) (answer, answer) {
+		resp, err := authz.Check(f.ctx, checkRequest(bearer(tok), ""))
+		g.Expect(err).NotTo(HaveOccurred())
+		return only.httpAnswer(g, bearer(tok), ""), grpcAnswer(g, resp)
+	}
+	f.g.Eventually(health).Should(Equal(healthpb.HealthCheckResponse_SERVING))
+	f.g.Eventually(func(g Gomega) {
+		h, gr := decision(g)
+		g.Expect(h.Status).To(Equal(200))
+		g.Expect(gr).To(Equal(h))
+	}).Should(Succeed())
+
+	px.partition()
+	f.g.Eventually(health).WithTimeout(15 * time.Second).Should(Equal(healthpb.HealthCheckResponse_NOT_SERVING))
+	h, gr := decision(f.g)
+	f.g.Expect(h.Status).To(Equal(http.StatusServiceUnavailable))
+	f.g.Expect(gr).To(Equal(h), "stale: the same 503 over both")
+
+	px.heal()
+	f.g.Eventually(health).WithTimeout(60 * time.Second).Should(Equal(healthpb.HealthCheckResponse_SERVING))
 }
