@@ -59,6 +59,8 @@ func main() {
 		"Longest a CredentialGrant's spec.expiresAt may lie ahead when it is written (for example 2160h); 0: no limit.")
 	flag.StringVar(&opts.VerifierAddr, "verifier-bind-address", ":8082",
 		"Address of the verification service (forward-auth, introspection, token endpoint); 0 disables it.")
+	flag.StringVar(&opts.VerifierGRPCAddr, "verifier-grpc-bind-address", ":8083",
+		"Address of the verifier's gRPC service: Envoy/Istio external authorization (envoy.service.auth.v3.Authorization/Check) and grpc.health.v1; TLS with --verifier-tls-secret. 0 disables it.")
 	flag.BoolVar(&opts.VerifierOnly, "verifier-only", false,
 		"Run only the verification service, with read-only access: no controllers, no webhook, no usage writes.")
 	flag.StringVar(&opts.Verifier.IntrospectionPermission, "introspection-permission", verifier.DefaultIntrospectionPermission,

@@ -25,6 +25,7 @@ targets=(
   "./internal/verifier FuzzFormEndpoints 15000x"
   "./internal/verifier FuzzRevokeForm 15000x"
   "./internal/verifier FuzzVerifyScoped 15000x"
+  "./internal/verifier FuzzCheckRequest 20000x"
 )
 
 for t in "${targets[@]}"; do

@@ -3,6 +3,9 @@
 //
 //   - verify, valid and invalid credentials: req/s, p50, p99;
 //   - a null handler in the same binary, behind an identical http.Server;
+//   - gRPC ext_authz (Authorization/Check), valid and unknown credentials,
+//     against a null gRPC Authorization server in the same binary that
+//     answers OK with the same headers (grpc.go);
 //   - kube-apiserver TokenReview of a ServiceAccount token (what a gateway
 //     would do with Kubernetes tokens instead);
 //   - revocation latency (DELETE returned → verifier rejects) against a plain
@@ -43,6 +46,8 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	"github.com/latchkey-dev/latchkey/internal/testenv"
@@ -68,6 +73,10 @@ func main() {
 type scenario struct {
 	name string
 	fn   func(hc *http.Client, i int) error
+	// grpc, when set instead of fn, calls Authorization/Check at grpcAddr
+	// (grpc.go).
+	grpc     func(c authv3.AuthorizationClient, i int) error
+	grpcAddr string
 }
 
 type result struct {
@@ -113,7 +122,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	mgr, err := operator.NewManager(env.Config, operator.Options{Namespace: "latchkey-system", MetricsAddr: "0", VerifierListener: vln})
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mgr, err := operator.NewManager(env.Config, operator.Options{Namespace: "latchkey-system", MetricsAddr: "0", VerifierListener: vln, VerifierGRPCListener: gln})
 	if err != nil {
 		return err
 	}
@@ -195,14 +208,32 @@ func run() error {
 		return err
 	}
 
+	// The gRPC floor: a null Authorization server answering OK with the
+	// same headers_to_set and headers_to_remove (grpc.go).
+	nullGRPC, stopNullGRPC, err := startNullGRPC()
+	if err != nil {
+		return err
+	}
+	defer stopNullGRPC()
+	checkValid, checkUnknown := checkRequests(valid, unknown)
+
 	scenarios := []scenario{
-		{"null handler", func(hc *http.Client, _ int) error { return get(hc, nullURL, "Bearer "+valid, http.StatusOK) }},
-		{"verify, valid token", func(hc *http.Client, _ int) error { return get(hc, verifyURL, "Bearer "+valid, http.StatusOK) }},
-		{"null handler + the six identity headers", func(hc *http.Client, _ int) error { return get(hc, headersURL, "Bearer "+valid, http.StatusOK) }},
-		{"verify, unknown token", func(hc *http.Client, i int) error {
+		{name: "null handler", fn: func(hc *http.Client, _ int) error { return get(hc, nullURL, "Bearer "+valid, http.StatusOK) }},
+		{name: "verify, valid token", fn: func(hc *http.Client, _ int) error { return get(hc, verifyURL, "Bearer "+valid, http.StatusOK) }},
+		{name: "null handler + the six identity headers", fn: func(hc *http.Client, _ int) error { return get(hc, headersURL, "Bearer "+valid, http.StatusOK) }},
+		{name: "verify, unknown token", fn: func(hc *http.Client, i int) error {
 			return get(hc, verifyURL, "Bearer "+unknown[i%len(unknown)], http.StatusUnauthorized)
 		}},
-		{"kube-apiserver TokenReview", func(_ *http.Client, _ int) error {
+		{name: "null gRPC Authorization server (OK + the same headers)", grpcAddr: nullGRPC, grpc: func(c authv3.AuthorizationClient, _ int) error {
+			return check(c, checkValid, true)
+		}},
+		{name: "gRPC Check, valid token", grpcAddr: gln.Addr().String(), grpc: func(c authv3.AuthorizationClient, _ int) error {
+			return check(c, checkValid, true)
+		}},
+		{name: "gRPC Check, unknown token", grpcAddr: gln.Addr().String(), grpc: func(c authv3.AuthorizationClient, i int) error {
+			return check(c, checkUnknown[i%len(checkUnknown)], false)
+		}},
+		{name: "kube-apiserver TokenReview", fn: func(_ *http.Client, _ int) error {
 			tr, err := kube.AuthenticationV1().TokenReviews().Create(context.Background(),
 				&authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: saToken}}, metav1.CreateOptions{})
 			if err == nil && !tr.Status.Authenticated {
@@ -216,9 +247,12 @@ func run() error {
 	for range *rounds {
 		for i, sc := range scenarios {
 			var r result
-			if i == 1 {
+			switch {
+			case sc.grpc != nil:
+				r = loadGRPC(sc.name, per, sc.grpcAddr, sc.grpc)
+			case i == 1:
 				r = profiled(func() result { return load(sc.name, per, sc.fn) })
-			} else {
+			default:
 				r = load(sc.name, per, sc.fn)
 			}
 			results[i] = results[i].add(r)
@@ -244,7 +278,8 @@ func run() error {
 	for _, r := range results {
 		fmt.Printf("| %s | %d | %d | %.0f | %v | %v |\n", r.name, r.requests, r.errors, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
 	}
-	nullR, validR, headersR, tr := results[0], results[1], results[2], results[4]
+	nullR, validR, headersR, tr := results[0], results[1], results[2], results[7]
+	nullGRPCR, checkR := results[4], results[5]
 	fmt.Printf("\n| revocation (%d trials) | p50 | p99 |\n|---|---:|---:|\n", *trials)
 	fmt.Printf("| DELETE returned → verifier rejects | %v | %v |\n", revP50.Round(time.Microsecond), revP99.Round(time.Microsecond))
 	fmt.Printf("| plain informer: Create returned → event | %v | %v |\n", floorP50.Round(time.Microsecond), floorP99.Round(time.Microsecond))
@@ -259,6 +294,9 @@ func run() error {
 	check("verify ≥ 0.9× null handler", validR.rps >= 0.9*nullR.rps, fmt.Sprintf("%.2f×", validR.rps/nullR.rps))
 	check("verify ≥ 0.9× null handler with the same response headers", validR.rps >= 0.9*headersR.rps, fmt.Sprintf("%.2f×", validR.rps/headersR.rps))
 	check("verify ≥ 10× TokenReview", validR.rps >= 10*tr.rps, fmt.Sprintf("%.1f×", validR.rps/tr.rps))
+	check("gRPC Check ≥ 0.85× null gRPC Authorization server", checkR.rps >= 0.85*nullGRPCR.rps,
+		fmt.Sprintf("%.2f×; p99 %v vs %v; gRPC Check / HTTP verify %.2f×", checkR.rps/nullGRPCR.rps,
+			checkR.p99.Round(time.Microsecond), nullGRPCR.p99.Round(time.Microsecond), checkR.rps/validR.rps))
 	check("revocation p99 ≤ informer floor p99 + 50 ms", revP99 <= floorP99+50*time.Millisecond,
 		fmt.Sprintf("%v vs %v", revP99.Round(time.Microsecond), (floorP99+50*time.Millisecond).Round(time.Microsecond)))
 	// Wrong guesses against a user-chosen secret: heap and bearer req/s (abuse.go).
@@ -287,8 +325,18 @@ func profiled(f func() result) result {
 	return f()
 }
 
-// load runs fn from *concurrency workers for *duration.
+// load runs fn from *concurrency workers for *duration, each with its own
+// keep-alive connection.
 func load(name string, d time.Duration, fn func(hc *http.Client, i int) error) result {
+	return drive(name, d, func() (func(i int) error, func()) {
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}, Timeout: 10 * time.Second}
+		return func(i int) error { return fn(hc, i) }, hc.CloseIdleConnections
+	})
+}
+
+// drive runs *concurrency workers for d; newWorker gives each its request
+// function and what closes its connection.
+func drive(name string, d time.Duration, newWorker func() (call func(i int) error, done func())) result {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -302,11 +350,12 @@ func load(name string, d time.Duration, fn func(hc *http.Client, i int) error) r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}, Timeout: 10 * time.Second}
+			call, done := newWorker()
+			defer done()
 			lat := make([]time.Duration, 0, 1<<16)
 			for i := w; time.Now().Before(deadline); i += *concurrency {
 				t0 := time.Now()
-				if err := fn(hc, i); err != nil {
+				if err := call(i); err != nil {
 					errCount.Add(1)
 				}
 				lat = append(lat, time.Since(t0))

@@ -451,10 +451,14 @@ func TestNetworkPolicy(t *testing.T) {
 		}, false},
 		{"gateway namespaces", []string{gw}, map[string]map[int32]string{
 			"latchkey-manager":  {9443: "*", 8081: "*", 8443: "monitoring"},
-			"latchkey-verifier": {8082: "gateways,ingress-nginx", 8081: "*", 8443: "monitoring"},
+			"latchkey-verifier": {8082: "gateways,ingress-nginx", 8083: "gateways,ingress-nginx", 8081: "*", 8443: "monitoring"},
 		}, false},
 		{"served by the manager too", []string{gw, "verifier.servedByManager=true"}, map[string]map[int32]string{
-			"latchkey-manager":  {9443: "*", 8081: "*", 8443: "monitoring", 8082: "gateways,ingress-nginx"},
+			"latchkey-manager":  {9443: "*", 8081: "*", 8443: "monitoring", 8082: "gateways,ingress-nginx", 8083: "gateways,ingress-nginx"},
+			"latchkey-verifier": {8082: "gateways,ingress-nginx", 8083: "gateways,ingress-nginx", 8081: "*", 8443: "monitoring"},
+		}, false},
+		{"gRPC off", []string{gw, "verifier.grpc.enabled=false"}, map[string]map[int32]string{
+			"latchkey-manager":  {9443: "*", 8081: "*", 8443: "monitoring"},
 			"latchkey-verifier": {8082: "gateways,ingress-nginx", 8081: "*", 8443: "monitoring"},
 		}, false},
 		{"kustomize config/default", nil, map[string]map[int32]string{

@@ -141,6 +141,11 @@ type Options struct {
 	// empty or "0" disables it. VerifierListener, when set, wins (tests).
 	VerifierAddr     string
 	VerifierListener net.Listener
+	// VerifierGRPCAddr is the listen address of the verifier's gRPC
+	// ext_authz and health service (":8083"); empty or "0" disables it.
+	// VerifierGRPCListener, when set, wins (tests).
+	VerifierGRPCAddr     string
+	VerifierGRPCListener net.Listener
 	// VerifierOnly runs only the verification service: no controllers, no
 	// webhook, read-only access (a separate Deployment with several replicas).
 	VerifierOnly bool
@@ -381,6 +386,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if opts.servesVerifier() {
 		vopts := opts.Verifier
 		vopts.Namespace, vopts.Addr, vopts.Listener = opts.TokenNamespace, opts.VerifierAddr, opts.VerifierListener
+		vopts.GRPCAddr, vopts.GRPCListener = opts.VerifierGRPCAddr, opts.VerifierGRPCListener
 		// A verifier-only process records usage too: its RBAC lets it patch
 		// the status of ApiClients and CredentialGrants and nothing else.
 		if _, err := verifier.Setup(mgr, vopts); err != nil {

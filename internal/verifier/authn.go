@@ -29,7 +29,14 @@ type presented struct {
 
 // credentialFrom extracts the credential. Authorization wins over X-API-Key.
 func credentialFrom(r *http.Request) (presented, error) {
-	if h := r.Header.Get("Authorization"); h != "" {
+	return credentialFromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
+}
+
+// credentialFromHeaders extracts the credential from the values of the
+// Authorization and X-API-Key headers ("" when absent), whatever protocol
+// carried them. Authorization wins over X-API-Key.
+func credentialFromHeaders(authorization, apiKey string) (presented, error) {
+	if h := authorization; h != "" {
 		scheme, value, ok := strings.Cut(h, " ")
 		value = strings.TrimSpace(value)
 		switch {
@@ -51,7 +58,7 @@ func credentialFrom(r *http.Request) (presented, error) {
 			return presented{}, reject(OutcomeMalformed)
 		}
 	}
-	if k := strings.TrimSpace(r.Header.Get("X-API-Key")); k != "" {
+	if k := strings.TrimSpace(apiKey); k != "" {
 		if user, pass, ok := strings.Cut(k, ":"); ok {
 			return presented{user: user, pass: pass, basic: true}, nil
 		}

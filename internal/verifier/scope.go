@@ -138,27 +138,6 @@ func requestAllowed(id Identity, method, target string, passed bool) bool {
 	return ok
 }
 
-// checkScope answers 403 insufficient_scope for a scoped identity whose
-// request the gateway did not pass, or that is outside its rules, and
-// reports whether it did.
-func (s *Server) checkScope(w http.ResponseWriter, r *http.Request, id Identity) (Outcome, bool) {
-	method, target, passed := originalRequest(r)
-	if requestAllowed(id, method, target, passed) {
-		return OutcomeValid, false
-	}
-	desc := "the credential is limited to some requests (spec.allowedRequests) and this one is not among them"
-	if !passed {
-		desc = "the credential is limited to some requests (spec.allowedRequests) and the gateway did not pass the original method and path"
-	}
-	if s.log.V(1).Enabled() {
-		_, why := requestscope.Allowed(id.AllowedRequests, method, target)
-		s.log.V(1).Info("Request outside the credential's scope", "tokenID", id.TokenID, "passed", passed, "reason", errString(why))
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope"`)
-	writeError(w, http.StatusForbidden, "insufficient_scope", desc)
-	return OutcomeForbidden, true
-}
-
 func errString(err error) string {
 	if err == nil {
 		return ""

@@ -7,8 +7,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -72,6 +71,9 @@ type Server struct {
 	metadataDoc   []byte
 	// writer creates revocation records (revoke.go).
 	writer client.Writer
+	// onReady, when set, is called once the caches synced (the gRPC
+	// health status follows at once).
+	onReady func()
 }
 
 func newServer(auth *authenticator, usage *usageRecorder, opts Options, log logr.Logger) *Server {
@@ -130,13 +132,8 @@ func (s *Server) endpoint(name string, h handlerFunc) http.Handler {
 			}
 		}
 		outcome := OutcomeUnavailable
-		if !s.synced.Load() {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier is starting: its caches have not synced yet")
-		} else if s.fresh.stale() {
-			// Fail closed: a revocation may not have reached this replica.
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier has not heard from the API server for longer than its --max-staleness; retry")
+		if d := s.unavailable(); d != nil {
+			d.writeHTTP(w)
 		} else {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -161,51 +158,12 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (Identity, Out
 	return Identity{}, s.fail(w, r, err), false
 }
 
-// fail answers a failed authentication. The caller learns only that the
-// credential was not accepted; the reason goes to metrics and to the log with
-// no credential material.
-//
-// 429 and 503 are not credential verdicts: they carry Retry-After and the
-// registered code temporarily_unavailable, never an RFC 6749 §5.2 or RFC 6750
-// code (a client must not drop a credential it was told nothing about). See
-// "OAuth error answers" in docs/verifier.md.
+// fail answers a failed authentication (see failure).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) Outcome {
 	o := outcomeOf(err)
-	switch {
-	case credentialRejected(o):
-		if s.log.V(1).Enabled() {
-			s.log.V(1).Info("Credential rejected", "outcome", string(o), "path", r.URL.Path)
-		}
-		// Every 401 is one of two: their bodies are encoded once.
-		h := w.Header()
-		if noCredential(o, r) {
-			// RFC 6750 §3.1: a request with no credential (or in a scheme
-			// the verifier does not read) gets the challenges without an
-			// error code or other error information.
-			h["Www-Authenticate"] = []string{`Bearer realm="latchkey"`, `Basic realm="latchkey"`}
-			w.WriteHeader(http.StatusUnauthorized)
-			return o
-		}
-		h["Www-Authenticate"] = []string{`Bearer realm="latchkey", error="invalid_token"`, `Basic realm="latchkey"`}
-		h["Content-Type"] = []string{"application/json"}
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write(unauthorizedBody)
-	case o == OutcomeRateLimited:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed attempts; retry later")
-	default:
-		// OutcomeUnavailable, or another refusal to decide (overload): fail
-		// closed with the status that says "retry", not "your credential is
-		// wrong". Only a failure is an error log line: overload under
-		// attack must not flood the log.
-		if o == OutcomeUnavailable {
-			s.log.Error(err, "Verification failed closed", "path", r.URL.Path)
-		} else if s.log.V(1).Enabled() {
-			s.log.V(1).Info("Verification declined", "outcome", string(o), "path", r.URL.Path)
-		}
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the verifier cannot decide now; retry")
-	}
+	s.logFailure(o, err, r.URL.Path)
+	d := failed(o, noCredential(o, r.Header.Get("Authorization")))
+	d.writeHTTP(w)
 	return o
 }
 
@@ -220,78 +178,29 @@ func credentialRejected(o Outcome) bool {
 	return false
 }
 
-// noCredential reports whether a rejected request carried no credential the
-// verifier reads: none at all, or an Authorization scheme other than Bearer
-// and Basic (RFC 6750 §3.1 treats both alike).
-func noCredential(o Outcome, r *http.Request) bool {
-	if o == OutcomeMissing {
-		return true
-	}
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, _, _ := strings.Cut(h, " ")
-		return !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "Basic")
-	}
-	return false
-}
-
 var unauthorizedBody = func() []byte {
 	b, _ := json.Marshal(map[string]string{"error": "invalid_token",
 		"error_description": "the credential is malformed, unknown, expired, revoked or inactive"})
 	return append(b, '\n')
 }()
 
-// verify is the forward-auth endpoint.
+// verify is the forward-auth endpoint: the request to decide on is the
+// gateway's, the decision is decide's.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
-	id, o, ok := s.identify(w, r)
-	if !ok {
-		return o
-	}
-	var q url.Values
+	q := checkQuery{authorization: r.Header.Get("Authorization"), where: r.URL.Path}
+	q.cred, q.credErr = credentialFromHeaders(q.authorization, r.Header.Get("X-Api-Key")) // canonical: no allocation
+	// Clipped: a query value appended must not write into the header's array.
+	q.permissions, q.tenants = slices.Clip(r.Header.Values(HeaderRequirePermission)), slices.Clip(r.Header.Values(HeaderRequireTenant))
 	if r.URL.RawQuery != "" {
-		q = r.URL.Query()
+		v := r.URL.Query()
+		q.permissions, q.tenants = append(q.permissions, v["permission"]...), append(q.tenants, v["tenant"]...)
 	}
-	wantPerms := splitValues(append(r.Header.Values(HeaderRequirePermission), q["permission"]...))
-	if missing := id.Has(wantPerms); len(missing) > 0 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope"`)
-		writeError(w, http.StatusForbidden, "insufficient_scope", "the credential lacks permission "+strings.Join(missing, ", "))
-		return OutcomeForbidden
-	}
-	for _, t := range splitValues(append(r.Header.Values(HeaderRequireTenant), q["tenant"]...)) {
-		if t != id.Tenant {
-			// RFC 6750 §3.1: a valid credential short of what the request
-			// needs is insufficient_scope, whatever the requirement was.
-			w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope"`)
-			writeError(w, http.StatusForbidden, "insufficient_scope", "the credential is not bound to the required tenant")
-			return OutcomeForbidden
-		}
-	}
-	if len(id.AllowedRequests) > 0 {
-		if o, denied := s.checkScope(w, r, id); denied {
-			return o
-		}
-	}
-	s.usage.record(id.owner, remoteAddr(r))
-	// The header names are canonical already: set them without
-	// re-canonicalising. The answer is in the headers; gateways ignore a
-	// forward-auth body, and /v1/current returns the record as JSON.
-	vals := [...]string{id.ClientID, id.Tenant, id.permissionList(), id.TokenID,
-		strconv.FormatBool(id.AllowImpersonate), strconv.FormatBool(id.AllowLogin)}
-	h := w.Header()
-	h[HeaderClientID] = vals[0:1:1]
-	h[HeaderTenant] = vals[1:2:2]
-	h[HeaderPermissions] = vals[2:3:3]
-	h[HeaderTokenID] = vals[3:4:4]
-	h[HeaderAllowImpersonate] = vals[4:5:5]
-	h[HeaderAllowLogin] = vals[5:6:6]
-	if n := len(id.Attributes); n > 0 {
-		attrs := make([]string, 0, n) // one backing array for every value
-		for name, v := range attributeHeaders(id) {
-			attrs = append(attrs, v)
-			h[name] = attrs[len(attrs)-1 : len(attrs) : len(attrs)]
-		}
-	}
-	w.WriteHeader(http.StatusOK)
-	return OutcomeValid
+	q.remote = remoteAddr(r)
+	// The original request is read only for a scoped credential (decide).
+	q.request = r
+	d := s.decide(r.Context(), q)
+	d.writeHTTP(w)
+	return d.outcome
 }
 
 // current returns the caller's own record, never its secret.

@@ -46,6 +46,12 @@ type Options struct {
 	// Addr is the listen address (":8082"); Listener, when set, wins.
 	Addr     string
 	Listener net.Listener
+	// GRPCAddr is the listen address of Envoy's external authorization over
+	// gRPC (envoy.service.auth.v3.Authorization/Check) and of gRPC health
+	// checking (":8083"); empty or "0" disables it. GRPCListener, when set,
+	// wins. It serves TLS with TLSSecret when that is set, like Addr.
+	GRPCAddr     string
+	GRPCListener net.Listener
 	// IntrospectionPermission is what a caller of /oauth2/introspect must hold.
 	IntrospectionPermission string
 	// AccessTokenTTL is the lifetime of client_credentials access tokens; a
@@ -192,6 +198,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 				s.fresh.beat() // a full list just arrived: the view is fresh
 			}
 			s.synced.Store(true)
+			if s.onReady != nil {
+				s.onReady()
+			}
 			log.Info("Caches synced: serving")
 		}
 		<-ctx.Done()
@@ -204,6 +213,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 		return nil, err
 	}
 	ln := opts.Listener
+	var tlsConfig *tls.Config
 	if opts.TLSSecret != "" {
 		if ln == nil {
 			var err error
@@ -214,7 +224,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 		src := &servingcert.Source{Get: func() (*corev1.Secret, error) {
 			return get(context.Background(), auth.lookup, auth.secrets, opts.Namespace, opts.TLSSecret, newSecret)
 		}}
-		ln = tls.NewListener(ln, src.TLSConfig())
+		tlsConfig = src.TLSConfig()
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	shutdown := 5 * time.Second
 	srv := &manager.Server{
@@ -226,6 +237,23 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 			IdleTimeout: 90 * time.Second, MaxHeaderBytes: 32 << 10,
 		},
 		ShutdownTimeout: &shutdown,
+	}
+	if opts.GRPCListener != nil || opts.GRPCAddr != "" && opts.GRPCAddr != "0" {
+		gln := opts.GRPCListener
+		if gln == nil {
+			var err error
+			if gln, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
+				return nil, fmt.Errorf("listening on %s for gRPC: %w", opts.GRPCAddr, err)
+			}
+		}
+		// The gRPC server starts and stops with the HTTP server (see start).
+		g := newGRPCServer(s, gln, tlsConfig)
+		s.onReady = g.setHealth
+		srv.Server.BaseContext = func(net.Listener) context.Context {
+			g.start()
+			return context.Background()
+		}
+		srv.Server.RegisterOnShutdown(g.stop)
 	}
 	if err := mgr.Add(srv); err != nil {
 		return nil, err
