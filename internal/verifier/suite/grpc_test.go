@@ -410,6 +410,8 @@ func TestGRPCHealthFollowsSync(t *testing.T) {
 	// Grant what the verifier reads: its caches sync, health follows.
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+		// Revocation records (/oauth2/revoke).
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create"}},
 		{APIGroups: []string{latchkeyv1alpha1.GroupVersion.Group}, Resources: []string{"apiclients", "credentialgrants"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{latchkeyv1alpha1.GroupVersion.Group}, Resources: []string{"apiclients/status", "credentialgrants/status"}, Verbs: []string{"patch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
