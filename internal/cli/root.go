@@ -128,6 +128,7 @@ Every verb talks to the cluster of the current kubeconfig context (--kubeconfig,
 		newActivateCommand(o, false),
 		newDeleteCommand(o),
 		newWhoamiCommand(o),
+		newConsoleCommand(o),
 	)
 	return root
 }
