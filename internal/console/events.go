@@ -80,7 +80,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ *session) {
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
-	_, _ = fmt.Fprint(w, "retry: 2000\n: connected\n\n")
+	// One change at once: what changed between the page's read and the
+	// watch's start is not lost.
+	_, _ = fmt.Fprint(w, "retry: 2000\nevent: change\ndata: connected\n\n")
 	flusher.Flush()
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()

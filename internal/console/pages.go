@@ -166,12 +166,12 @@ func humanDuration(d time.Duration) string {
 	switch {
 	case d < time.Minute:
 		return plural(int(d/time.Second), "second")
-	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute")
-	case d < 48*time.Hour:
-		return plural(int(d/time.Hour), "hour")
+	case d.Round(time.Minute) < time.Hour:
+		return plural(int(d.Round(time.Minute)/time.Minute), "minute")
+	case d.Round(time.Hour) < 24*time.Hour:
+		return plural(int(d.Round(time.Hour)/time.Hour), "hour")
 	default:
-		return plural(int(d/(24*time.Hour)), "day")
+		return plural(int((d+12*time.Hour)/(24*time.Hour)), "day")
 	}
 }
 
