@@ -48,7 +48,7 @@ See docs/console.md for the security model.`,
 			if err != nil {
 				return err
 			}
-			ln, err := net.Listen("tcp", address)
+			ln, err := srv.Listen(address)
 			if err != nil {
 				return fmt.Errorf("cannot listen on %s: %w; choose another --address", address, err)
 			}

@@ -87,12 +87,11 @@ type Server struct {
 	c     client.WithWatch
 	pages map[string]*template.Template
 
-	mu        sync.Mutex
-	addr      string // host:port the console answers to
-	loginTok  string // one-time; "" once used
-	sessions  map[string]*session
-	logMu     sync.Mutex
-	userAgent string
+	mu       sync.Mutex
+	addr     string // host:port the console answers to
+	loginTok string // one-time; "" once used
+	sessions map[string]*session
+	logMu    sync.Mutex
 }
 
 // session is what one browser holds: its CSRF token and the secrets to show
@@ -138,8 +137,21 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// Serve answers on ln until ctx ends. ln must be a loopback listener: the
-// console answers only to requests whose Host names ln's address.
+// Listen opens the console's listener on addr (127.0.0.1:0: a free port);
+// from then on URL and BaseURL name it.
+func (s *Server) Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.addr = ln.Addr().String()
+	s.mu.Unlock()
+	return ln, nil
+}
+
+// Serve answers on ln (from Listen) until ctx ends. The console answers only
+// to requests whose Host names ln's address.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	s.addr = ln.Addr().String()

@@ -1,8 +1,8 @@
 package suite
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"

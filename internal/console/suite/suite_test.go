@@ -127,7 +127,7 @@ func startConsole(t *testing.T, cfg *rest.Config, ns string) *consoleServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
