@@ -542,9 +542,6 @@ var lifetimes = []struct {
 }
 
 func grantStatus(now time.Time, g *latchkeyv1alpha1.CredentialGrant) string {
-	if c := meta.FindStatusCondition(g.Status.Conditions, latchkeyv1alpha1.ConditionRevoked); c != nil && c.Status == metav1.ConditionTrue {
-		return "Revoked"
-	}
 	if exp := g.Status.ExpiresAt; exp == nil {
 		exp = g.Spec.ExpiresAt
 		if exp != nil && !exp.After(now) {
@@ -555,6 +552,9 @@ func grantStatus(now time.Time, g *latchkeyv1alpha1.CredentialGrant) string {
 	}
 	if c := meta.FindStatusCondition(g.Status.Conditions, latchkeyv1alpha1.ConditionExpired); c != nil && c.Status == metav1.ConditionTrue {
 		return "Expired"
+	}
+	if c := meta.FindStatusCondition(g.Status.Conditions, latchkeyv1alpha1.ConditionRevoked); c != nil && c.Status == metav1.ConditionTrue {
+		return "Revoked"
 	}
 	if g.DeletionTimestamp != nil {
 		return "Being removed"

@@ -173,6 +173,9 @@ func TestConsoleKallitheaFlow(t *testing.T) {
 	if got := b.text("tr[data-grant=blog-app-old] .expires"); !strings.HasPrefix(got, "Expired 2 hours ago") {
 		t.Errorf("expired credential shows %q, want Expired 2 hours ago", got)
 	}
+	if got := b.text("tr[data-grant=blog-app-old] .status"); got != "Expired" {
+		t.Errorf("expired credential's status %q, want Expired", got)
+	}
 	if got := b.text("tr[data-grant=blog-app-doomed] .expires"); got != "Never" {
 		t.Errorf("credential without expiry shows %q, want Never", got)
 	}
