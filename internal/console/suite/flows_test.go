@@ -231,6 +231,10 @@ func TestConsoleKallitheaFlow(t *testing.T) {
 
 	// Live: a credential deleted with kubectl disappears without a reload.
 	eval[string](b, `window.marker = "same page"`)
+	// After the refresh that follows the stream's connection: the row must
+	// go because of the watch, not because the page was read late.
+	b.waitFor(`!!document.querySelector("#live").dataset.refreshed`)
+	time.Sleep(time.Second)
 	if err := env.Client.Delete(ctx, doomed); err != nil {
 		t.Fatal(err)
 	}
