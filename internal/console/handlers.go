@@ -236,7 +236,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, sess *sess
 		if chosen != nil {
 			_ = s.c.Delete(context.WithoutCancel(ctx), chosen)
 		}
-		if apierrors.IsForbidden(err) || !(apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsAlreadyExists(err)) {
+		if admissionRefused := apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsAlreadyExists(err); !admissionRefused {
 			code, prob := explain(err)
 			p.Problem = prob
 			s.render(w, code, "new", p)

@@ -5,7 +5,6 @@ package suite
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -378,8 +377,4 @@ func noLeak(t *testing.T, cs *consoleServer, secrets map[string][]byte) {
 	if !strings.Contains(cs.log.String(), "console: GET /clients") {
 		t.Errorf("the console's log has no request lines: the leak sweep looked at nothing:\n%s", cs.log.String())
 	}
-}
-
-func basicAuth(user, pass string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
