@@ -22,6 +22,7 @@ targets=(
   "./internal/verifier FuzzCredentialFrom 60000x"
   "./internal/verifier FuzzVerifyRequest 20000x"
   "./internal/verifier FuzzFormEndpoints 15000x"
+  "./internal/console FuzzRequestParsers 200000x"
 )
 
 for t in "${targets[@]}"; do
