@@ -114,6 +114,38 @@ func TestConsoleDecidimFlow(t *testing.T) {
 		t.Errorf("scopes shown: %q", got)
 	}
 
+	// Deactivate: the secret is refused; Activate: accepted again.
+	b.submit("#deactivate")
+	f.wantCode("deactivated client at /oauth2/token", http.StatusUnauthorized, func() int { return f.token(clientID, secret) })
+	b.submit("#activate")
+	f.wantCode("activated client at /oauth2/token", http.StatusOK, func() int { return f.token(clientID, secret) })
+
+	// Rotate with a grace period of 1 hour: Reveal shows the new secret,
+	// and the old one still works during the grace period.
+	b.do(chromedp.SetValue(chromedp.CSS("#grace"), "1h"))
+	b.submit("#rotate")
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&c), &c); err != nil {
+			return err
+		}
+		if s := secretOf(t, f.ns, c.Status.SecretName, "client_secret"); s == secret || c.Status.TokenID == "" {
+			return fmt.Errorf("not rotated yet")
+		}
+		return nil
+	})
+	if c.Spec.Rotation == nil || c.Spec.Rotation.GracePeriod == nil || c.Spec.Rotation.GracePeriod.Duration != time.Hour {
+		t.Errorf("spec.rotation after Rotate with 1 hour: %+v", c.Spec.Rotation)
+	}
+	b.waitFor(`!document.querySelector("#reveal").disabled`)
+	b.submit("#reveal")
+	rotated := b.text("#revealed-secret")
+	if rotated == secret || rotated != secretOf(t, f.ns, c.Status.SecretName, "client_secret") {
+		t.Fatalf("after Rotate, Reveal shows the old secret or not the Secret's")
+	}
+	f.wantCode("rotated secret at /oauth2/token", http.StatusOK, func() int { return f.token(clientID, rotated) })
+	f.wantCode("previous secret in its grace period", http.StatusOK, func() int { return f.token(clientID, secret) })
+	b.open("/clients/" + f.ns + "/" + c.Name)
+
 	// Revoke, after a confirmation that names the client.
 	b.do(chromedp.Click(chromedp.CSS("#revoke")), chromedp.WaitVisible(chromedp.CSS("#confirm-question")))
 	if q := b.text("#confirm-question"); !strings.Contains(q, c.Name) || !strings.Contains(q, "Blog reader") {
@@ -129,6 +161,7 @@ func TestConsoleDecidimFlow(t *testing.T) {
 		return err
 	})
 	f.wantCode("revoked client at /oauth2/token", http.StatusUnauthorized, func() int { return f.token(clientID, secret) })
+	f.wantCode("revoked client's rotated secret at /oauth2/token", http.StatusUnauthorized, func() int { return f.token(clientID, rotated) })
 	b.waitFor(`!document.querySelector("#clients") || !document.querySelector("#clients").textContent.includes("` + clientID + `")`)
 
 	// A second client, for the list's screenshot.
@@ -139,7 +172,22 @@ func TestConsoleDecidimFlow(t *testing.T) {
 	}
 	b.waitFor(`!!document.querySelector("#clients") && document.querySelector("#clients").textContent.includes("System admin") && document.querySelector("#clients").textContent.includes("Ready")`)
 	b.check("clients")
-	noLeak(t, cs, map[string][]byte{"client secret": []byte(secret)})
+
+	// Inactive before delete: a RequireInactive client that is active
+	// cannot be revoked; the confirmation page says what to do instead.
+	strict := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "strict"},
+		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"system"}, DeletionPolicy: latchkeyv1alpha1.DeletionPolicyRequireInactive}}
+	if err := env.Client.Create(ctx, strict); err != nil {
+		t.Fatal(err)
+	}
+	b.open("/clients/" + f.ns + "/strict/revoke")
+	if got := b.text("#blocked"); !strings.Contains(got, "must be deactivated") {
+		t.Errorf("RequireInactive: %q", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll("#confirm").length`); n != 0 {
+		t.Error("the confirmation page of an active RequireInactive client offers Revoke")
+	}
+	noLeak(t, cs, map[string][]byte{"client secret": []byte(secret), "rotated client secret": []byte(rotated)})
 }
 
 // Acceptance 2 (and 4, 5 on its pages): Kallithea's API keys page. Add a
@@ -229,6 +277,16 @@ func TestConsoleKallitheaFlow(t *testing.T) {
 		t.Error("the secret box is still there after a reload")
 	}
 
+	// Rotate: a new token, shown once; the old one stops working.
+	b.submit(row + ` button[aria-label^="Rotate"]`)
+	newToken := b.text("#new-token")
+	if newToken == token || !strings.HasPrefix(newToken, "lk") {
+		t.Fatalf("rotated token: same as before or malformed")
+	}
+	f.wantCode("rotated token at /v1/verify", http.StatusOK, func() int { return f.verify(bearer(newToken)) })
+	f.wantCode("token replaced by rotation at /v1/verify", http.StatusUnauthorized, func() int { return f.verify(bearer(token)) })
+	b.open(page)
+
 	// Live: a credential deleted with kubectl disappears without a reload.
 	eval[string](b, `window.marker = "same page"`)
 	// After the refresh that follows the stream's connection: the row must
@@ -248,10 +306,10 @@ func TestConsoleKallitheaFlow(t *testing.T) {
 	}
 	b.check("remove-confirm")
 	b.submit("#confirm")
-	f.wantCode("removed token at /v1/verify", http.StatusUnauthorized, func() int { return f.verify(bearer(token)) })
+	f.wantCode("removed token at /v1/verify", http.StatusUnauthorized, func() int { return f.verify(bearer(newToken)) })
 	b.waitFor(`!document.querySelector("` + row + `")`)
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: created.Name}, &latchkeyv1alpha1.CredentialGrant{}); !apierrors.IsNotFound(err) {
 		t.Errorf("grant after Remove: %v", err)
 	}
-	noLeak(t, cs, map[string][]byte{"new token": []byte(token)})
+	noLeak(t, cs, map[string][]byte{"new token": []byte(token), "rotated token": []byte(newToken)})
 }
