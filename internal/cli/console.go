@@ -6,9 +6,11 @@ import (
 	"net"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/latchkey-dev/latchkey/internal/console"
 )
@@ -16,6 +18,7 @@ import (
 func newConsoleCommand(o *options) *cobra.Command {
 	var address string
 	var noBrowser bool
+	var catalogRef string
 	cmd := &cobra.Command{
 		Use:   "console [--address 127.0.0.1:PORT] [--no-browser]",
 		Short: "Serve a web console on 127.0.0.1 to see, issue and revoke credentials",
@@ -36,6 +39,14 @@ See docs/console.md for the security model.`,
 			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 				return fmt.Errorf("--address %q is not a loopback address: the console acts with your credentials and serves only this machine; use 127.0.0.1:PORT", address)
 			}
+			var catalogKey types.NamespacedName
+			if catalogRef != "" {
+				ns, name, ok := strings.Cut(catalogRef, "/")
+				if !ok || ns == "" || name == "" {
+					return fmt.Errorf("--permission-catalog-configmap %q is not NAMESPACE/NAME, for example latchkey-system/latchkey-permission-catalog", catalogRef)
+				}
+				catalogKey = types.NamespacedName{Namespace: ns, Name: name}
+			}
 			s, err := o.connect()
 			if err != nil {
 				return err
@@ -44,7 +55,7 @@ See docs/console.md for the security model.`,
 			if err != nil {
 				return err
 			}
-			srv, err := console.New(console.Options{Config: cfg, Namespace: s.namespace, Log: o.streams.ErrOut})
+			srv, err := console.New(console.Options{Config: cfg, Namespace: s.namespace, Log: o.streams.ErrOut, Timeout: o.timeout, CatalogConfigMap: catalogKey})
 			if err != nil {
 				return err
 			}
@@ -65,6 +76,7 @@ See docs/console.md for the security model.`,
 	}
 	cmd.Flags().StringVar(&address, "address", "127.0.0.1:0", "Loopback address to serve on (port 0: a free port)")
 	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "Do not open a browser; only print the URL")
+	cmd.Flags().StringVar(&catalogRef, "permission-catalog-configmap", "", "NAMESPACE/NAME of the operator's permission catalog ConfigMap: the New API client form then offers its scopes and permissions as checkboxes (read with your rights)")
 	return cmd
 }
 

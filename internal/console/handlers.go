@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
+	"github.com/latchkey-dev/latchkey/internal/catalog"
 )
 
 // allNamespaces is the picker's value for every namespace.
@@ -154,6 +155,56 @@ type newClientForm struct {
 	Name, Tenant, Scopes, Permissions, ID string
 	AllowImpersonate, AllowLogin          bool
 	Errors                                map[string][]string
+	// Catalog, when one is configured and readable: the scopes and their
+	// permissions as checkboxes.
+	Catalog []catalogScope
+}
+
+type catalogScope struct {
+	Name, Description string
+	Global, Checked   bool
+	Permissions       []catalogPermission
+}
+
+type catalogPermission struct {
+	Name    string
+	Checked bool
+}
+
+// loadCatalog reads the permission catalog with the user's rights; nil when
+// none is configured or it cannot be read (the form takes free text then).
+func (s *Server) loadCatalog(ctx context.Context) *catalog.Catalog {
+	key := s.opts.CatalogConfigMap
+	if key.Name == "" {
+		return nil
+	}
+	cm := &corev1.ConfigMap{}
+	if err := s.c.Get(ctx, key, cm); err != nil {
+		s.logf("permission catalog %s not read (%s): the form takes free text", key, oneLine(apiMessage(err)))
+		return nil
+	}
+	c, err := catalog.Load([]byte(cm.Data[catalog.ConfigMapKey]))
+	if err != nil {
+		s.logf("permission catalog %s: %s", key, oneLine(err.Error()))
+		return nil
+	}
+	return c
+}
+
+// withCatalog fills the form's checkboxes from the catalog, checked as the
+// form's scopes and permissions say.
+func (f *newClientForm) withCatalog(c *catalog.Catalog) {
+	if c == nil {
+		return
+	}
+	scopes, perms := splitList(f.Scopes), splitList(f.Permissions)
+	for _, sc := range c.Scopes() {
+		cs := catalogScope{Name: sc.Name, Description: sc.Description, Global: sc.Global, Checked: slices.Contains(scopes, sc.Name)}
+		for _, p := range sc.Permissions {
+			cs.Permissions = append(cs.Permissions, catalogPermission{Name: p, Checked: slices.Contains(perms, p)})
+		}
+		f.Catalog = append(f.Catalog, cs)
+	}
 }
 
 // newClientFields maps spec fields to the form's fields.
@@ -167,7 +218,9 @@ func (s *Server) newClientPage(w http.ResponseWriter, r *http.Request, sess *ses
 	if ns == allNamespaces {
 		ns = s.opts.Namespace
 	}
-	s.render(w, http.StatusOK, "new", page{Title: "New API client", CSRF: sess.csrf, Namespace: ns, Data: &newClientForm{}})
+	f := &newClientForm{}
+	f.withCatalog(s.loadCatalog(r.Context()))
+	s.render(w, http.StatusOK, "new", page{Title: "New API client", CSRF: sess.csrf, Namespace: ns, Data: f})
 }
 
 // splitList splits a form value on commas and white space.
@@ -189,11 +242,13 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, sess *sess
 	}
 	f := &newClientForm{
 		Name: strings.TrimSpace(r.PostForm.Get("name")), Tenant: strings.TrimSpace(r.PostForm.Get("tenant")),
-		Scopes: r.PostForm.Get("scopes"), Permissions: r.PostForm.Get("permissions"), ID: strings.TrimSpace(r.PostForm.Get("id")),
+		// Checkboxes (catalog) send one value each; text fields one list.
+		Scopes: strings.Join(r.PostForm["scopes"], ","), Permissions: strings.Join(r.PostForm["permissions"], ","), ID: strings.TrimSpace(r.PostForm.Get("id")),
 		AllowImpersonate: r.PostForm.Get("allowImpersonate") == "on", AllowLogin: r.PostForm.Get("allowLogin") == "on",
 		Errors: map[string][]string{},
 	}
 	secret := r.PostForm.Get("secret")
+	f.withCatalog(s.loadCatalog(ctx))
 	p := page{Title: "New API client", CSRF: sess.csrf, Namespace: ns, Data: f}
 	if len(splitList(f.Scopes)) == 0 {
 		f.Errors["scopes"] = append(f.Errors["scopes"], "Give at least one scope, for example blogs or system.")
@@ -279,6 +334,9 @@ type clientView struct {
 	Secret *shownSecret
 	// PermissionErrors are the admission errors of a permissions change.
 	PermissionErrors []string
+	// CatalogPermissions, with a catalog: the permissions of the client's
+	// scopes in the catalog and the client's own, as checkboxes.
+	CatalogPermissions []catalogPermission
 }
 
 func (s *Server) getClient(ctx context.Context, r *http.Request) (*latchkeyv1alpha1.ApiClient, error) {
@@ -299,6 +357,22 @@ func (s *Server) viewClient(ctx context.Context, c *latchkeyv1alpha1.ApiClient) 
 	}
 	if c.Spec.Rotation != nil && c.Spec.Rotation.GracePeriod != nil {
 		v.GracePeriod = c.Spec.Rotation.GracePeriod.Duration.String()
+	}
+	if cat := s.loadCatalog(ctx); cat != nil {
+		var names []string
+		for _, sc := range c.Spec.Scopes {
+			if def, ok := cat.Scope(sc); ok {
+				names = append(names, def.Permissions...)
+			}
+		}
+		for _, p := range c.Spec.Permissions {
+			if !slices.Contains(names, p) {
+				names = append(names, p)
+			}
+		}
+		for _, p := range names {
+			v.CatalogPermissions = append(v.CatalogPermissions, catalogPermission{Name: p, Checked: slices.Contains(c.Spec.Permissions, p)})
+		}
 	}
 	grants := &latchkeyv1alpha1.CredentialGrantList{}
 	if err := s.c.List(ctx, grants, client.InNamespace(c.Namespace)); err == nil {
@@ -368,7 +442,7 @@ func (s *Server) savePermissions(w http.ResponseWriter, r *http.Request, sess *s
 		s.fail(w, sess, err)
 		return
 	}
-	perms := splitList(r.PostForm.Get("permissions"))
+	perms := splitList(strings.Join(r.PostForm["permissions"], ","))
 	patch := client.MergeFromWithOptions(c.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	c.Spec.Permissions = perms
 	if err := s.c.Patch(ctx, c, patch, client.FieldOwner(fieldManager)); err != nil {

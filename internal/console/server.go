@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -79,6 +80,12 @@ type Options struct {
 	Timeout time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// CatalogConfigMap names the ConfigMap holding the permission catalog
+	// (key catalog.yaml), as the operator's --permission-catalog-configmap.
+	// When set and readable with the user's rights, the New API client form
+	// offers the catalog's scopes and permissions as checkboxes. Empty
+	// name: free text.
+	CatalogConfigMap types.NamespacedName
 }
 
 // Server is the console. It serves one user: whoever opens the one-time URL.

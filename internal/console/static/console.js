@@ -14,6 +14,20 @@
     });
   });
 
+  // New API client with a catalog: offer only the permissions of the
+  // chosen scopes (the others are hidden and not sent).
+  var toggles = document.querySelectorAll("input[data-scope-toggle]");
+  function syncScopes() {
+    toggles.forEach(function (t) {
+      document.querySelectorAll("fieldset[data-scope=\"" + t.value + "\"]").forEach(function (fs) {
+        fs.hidden = !t.checked;
+        fs.disabled = !t.checked;
+      });
+    });
+  }
+  toggles.forEach(function (t) { t.addEventListener("change", syncScopes); });
+  syncScopes();
+
   // Live region: re-read it when the cluster says something changed.
   var live = document.getElementById("live");
   if (!live || !live.dataset.events || !window.EventSource) return;

@@ -50,13 +50,24 @@ type fixture struct {
 // extra namespaces.
 func newFixture(t *testing.T, extra ...string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil, extra...)
+}
+
+// newFixtureWith is newFixture with a hook that sees the namespaces and may
+// change the operator's options before it starts.
+func newFixtureWith(t *testing.T, hook func(f *fixture, o *operator.Options), extra ...string) *fixture {
+	t.Helper()
 	f := &fixture{t: t, ns: env.Namespace(t), opNs: env.Namespace(t)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.verifier = "http://" + ln.Addr().String()
-	env.StartManager(t, operator.Options{Namespace: f.opNs, WatchNamespaces: append([]string{f.ns}, extra...), EnableWebhooks: true, VerifierListener: ln})
+	opts := operator.Options{Namespace: f.opNs, WatchNamespaces: append([]string{f.ns}, extra...), EnableWebhooks: true, VerifierListener: ln}
+	if hook != nil {
+		hook(f, &opts)
+	}
+	env.StartManager(t, opts)
 	probe := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "probe"},
 		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"system"}}}
 	testenv.Eventually(t, 60*time.Second, func() error {
@@ -119,10 +130,14 @@ type consoleServer struct {
 }
 
 // startConsole serves a console acting with cfg, showing ns first.
-func startConsole(t *testing.T, cfg *rest.Config, ns string) *consoleServer {
+func startConsole(t *testing.T, cfg *rest.Config, ns string, mods ...func(*console.Options)) *consoleServer {
 	t.Helper()
 	log := &testenv.SyncBuffer{}
-	srv, err := console.New(console.Options{Config: cfg, Namespace: ns, Log: log, Timeout: 60 * time.Second})
+	opts := console.Options{Config: cfg, Namespace: ns, Log: log, Timeout: 60 * time.Second}
+	for _, m := range mods {
+		m(&opts)
+	}
+	srv, err := console.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
