@@ -133,6 +133,11 @@ release: ## Write a release to dist/ (make release VERSION=v0.2.0): images, CLI 
 
 BENCH_DURATION ?= 10s
 
+.PHONY: console-screenshots
+console-screenshots: test-peers ## Regenerate docs/console/*.png: the console's browser tests take a screenshot of each page.
+	mkdir -p docs/console
+	PATH="$$PATH:/usr/sbin" KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" LATCHKEY_CONSOLE_SCREENSHOTS="$(CURDIR)/docs/console" go test ./internal/console/suite -count=1 -run 'TestConsole(DecidimFlow|KallitheaFlow|RBAC|Catalog)'
+
 .PHONY: bench
 bench: ## Verifier figures on this machine: handler ns/op (HTTP verify, gRPC Check), then req/s and p50/p99 vs null HTTP and gRPC handlers and TokenReview, and revocation latency.
 	go test ./internal/verifier -run '^$$' -bench 'BenchmarkVerifyHandler|BenchmarkGRPCCheck' -benchmem -benchtime 2s

@@ -26,6 +26,7 @@ targets=(
   "./internal/verifier FuzzRevokeForm 15000x"
   "./internal/verifier FuzzVerifyScoped 15000x"
   "./internal/verifier FuzzCheckRequest 20000x"
+  "./internal/console FuzzRequestParsers 200000x"
 )
 
 for t in "${targets[@]}"; do

@@ -9,13 +9,32 @@
 #   nginx  nginx-light     internal/verifier/suite (NGINX auth_request in front of the verifier)
 #   podman podman          internal/image (runs the operator image against the test API server)
 #   runc   runc            internal/image (the OCI runtime the test asks podman for)
+#   chromium chromium      internal/console/suite (the console in a real, headless browser)
+#   npm    npm             fetches axe-core (below) when it is not cached yet
+#
+# It also puts axe-core (the accessibility checker the console's browser tests
+# inject) from the npm registry into the cache, once: npm pack, unpacked into
+# ${XDG_CACHE_HOME:-~/.cache}/latchkey/axe-core/package/axe.min.js.
 set -euo pipefail
+
+AXE_VERSION=4.11.0
+axe_dir="${XDG_CACHE_HOME:-${HOME}/.cache}/latchkey/axe-core"
+
+# fetch_axe unpacks axe-core from the npm registry into the cache.
+fetch_axe() {
+  [[ -f "${axe_dir}/package/axe.min.js" && -f "${axe_dir}/axe-core-${AXE_VERSION}.tgz" ]] && return 0
+  mkdir -p "${axe_dir}"
+  echo "test-peers: fetching axe-core ${AXE_VERSION} from the npm registry" >&2
+  (cd "${axe_dir}" && npm pack --silent "axe-core@${AXE_VERSION}" >/dev/null && tar -xzf "axe-core-${AXE_VERSION}.tgz" package/axe.min.js package/LICENSE)
+}
 
 # command  package
 peers=(
   "nginx nginx-light"
   "podman podman"
   "runc runc"
+  "chromium chromium"
+  "npm npm"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
@@ -25,7 +44,10 @@ for p in "${peers[@]}"; do
   read -r cmd pkg <<<"${p}"
   have "${cmd}" || missing+=("${pkg}")
 done
-((${#missing[@]} == 0)) && exit 0
+if ((${#missing[@]} == 0)); then
+  fetch_axe
+  exit 0
+fi
 
 if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
   echo "test-peers: the tests need ${missing[*]}; install them first:" >&2
@@ -36,3 +58,4 @@ echo "test-peers: installing ${missing[*]} from Debian's packages" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fetch_axe

@@ -129,6 +129,7 @@ Every verb talks to the cluster of the current kubeconfig context (--kubeconfig,
 		newDeleteCommand(o),
 		newWhoamiCommand(o),
 		newRevokeTokenCommand(o),
+		newConsoleCommand(o),
 	)
 	return root
 }
