@@ -177,7 +177,9 @@ func run() error {
 		}
 	}
 	stop()
-	<-mdone
+	if err := <-mdone; err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
 	token, err := grantToken(ctx, admin, "apps", "g00000")
 	if err != nil {
 		return err
@@ -417,7 +419,9 @@ func heapPerToken(ctx context.Context, cfg *rest.Config, verifierOnly bool, toke
 		}
 	}
 	stop()
-	<-done
+	if err := <-done; err != nil {
+		return 0, fmt.Errorf("manager: %w", err)
+	}
 	return heap, nil
 }
 
