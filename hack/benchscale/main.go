@@ -492,7 +492,7 @@ func restart(bin, kubeconfig, token string) (time.Duration, float64, error) {
 		_ = l.Close()
 	}
 	cmd := exec.Command(bin, "--kubeconfig="+kubeconfig, "--namespace=latchkey-system", "--enable-webhooks=false",
-		"--verifier-bind-address="+ports[0], "--metrics-bind-address="+ports[1], "--metrics-secure=false",
+		"--verifier-bind-address="+ports[0], "--verifier-grpc-bind-address=0", "--metrics-bind-address="+ports[1], "--metrics-secure=false",
 		"--health-probe-bind-address="+ports[2], fmt.Sprintf("--kube-api-qps=%g", *qps), fmt.Sprintf("--kube-api-burst=%d", *burst))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -35,8 +35,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ *session) {
 		list client.ObjectList
 	}
 	sources := []source{
-		{"ApiClient", &latchkeyv1alpha1.ApiClientList{}},
-		{"CredentialGrant", &latchkeyv1alpha1.CredentialGrantList{}},
+		{latchkeyv1alpha1.ApiClientKind, &latchkeyv1alpha1.ApiClientList{}},
+		{latchkeyv1alpha1.CredentialGrantKind, &latchkeyv1alpha1.CredentialGrantList{}},
 	}
 	changes := make(chan string, 16)
 	var watchers []watch.Interface

@@ -30,14 +30,14 @@ const allNamespaces = "*"
 
 // Keys of the consumer Secrets the operator writes (docs/credentials.md).
 const (
-	keyClientID       = "client_id"
-	keyClientSecret   = "client_secret"
-	keyToken          = "token"
-	keyKeyID          = "key_id"
-	keyKeySecret      = "key_secret"
-	keyUsername       = "username"
-	keyPassword       = "password"
-	annotationTokenID = "latchkey.dev/token-id"
+	keyClientID       = latchkeyv1alpha1.ClientIDKey
+	keyClientSecret   = latchkeyv1alpha1.ClientSecretKey
+	keyToken          = latchkeyv1alpha1.TokenKey
+	keyKeyID          = latchkeyv1alpha1.KeyIDKey
+	keyKeySecret      = latchkeyv1alpha1.KeySecretKey
+	keyUsername       = latchkeyv1alpha1.UsernameKey
+	keyPassword       = latchkeyv1alpha1.PasswordKey
+	annotationTokenID = latchkeyv1alpha1.AnnotationTokenID
 )
 
 func (s *Server) namespaceParam(r *http.Request) string {
@@ -275,7 +275,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, sess *sess
 	if secret != "" {
 		chosen = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "api-client-chosen-secret-",
-				Labels: map[string]string{"app.kubernetes.io/created-by": fieldManager}},
+				Labels: map[string]string{latchkeyv1alpha1.LabelCreatedBy: fieldManager}},
 			Type:       corev1.SecretTypeOpaque,
 			StringData: map[string]string{keyClientSecret: secret},
 		}
@@ -305,7 +305,7 @@ func (s *Server) createClient(w http.ResponseWriter, r *http.Request, sess *sess
 		patch := client.MergeFrom(chosen.DeepCopy())
 		chosen.StringData = nil
 		chosen.OwnerReferences = append(chosen.OwnerReferences, metav1.OwnerReference{
-			APIVersion: latchkeyv1alpha1.GroupVersion.String(), Kind: "ApiClient", Name: c.Name, UID: c.UID, BlockOwnerDeletion: ptr.To(false),
+			APIVersion: latchkeyv1alpha1.GroupVersion.String(), Kind: latchkeyv1alpha1.ApiClientKind, Name: c.Name, UID: c.UID, BlockOwnerDeletion: ptr.To(false),
 		})
 		if err := s.c.Patch(ctx, chosen, patch); err != nil {
 			s.logf("could not make Secret %s/%s owned by ApiClient %s: %s", ns, chosen.Name, c.Name, oneLine(apiMessage(err)))

@@ -233,7 +233,7 @@ type process struct {
 	exited error
 	// verifier, probes and metrics are its local addresses; verifier is
 	// empty when the rendered args disable the verification service.
-	verifier, probes, metrics string
+	verifier, grpc, probes, metrics string
 }
 
 // managerArgs are the container args the chart or kustomize rendered for
@@ -275,6 +275,9 @@ func startManager(t testing.TB, name string, args []string, namespace, kubeconfi
 	if !slices.Contains(args, "--verifier-bind-address=0") {
 		p.verifier = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		all = append(all, "--verifier-bind-address="+p.verifier)
+		// Its gRPC port too: several replicas share this host.
+		p.grpc = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		all = append(all, "--verifier-grpc-bind-address="+p.grpc)
 	}
 	all = append(all, extra...)
 	var err error

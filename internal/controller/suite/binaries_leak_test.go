@@ -173,7 +173,9 @@ func startBinary(t *testing.T, name, path string, args ...string) *binary {
 	t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", freePort(t))
 	b := &binary{name: name, stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}, done: make(chan struct{}), verifier: "http://" + addr}
-	b.cmd = exec.Command(path, append(args, "--verifier-bind-address="+addr)...)
+	// The gRPC port is not what this test is about: off, so that two
+	// binaries on this host do not both want its default.
+	b.cmd = exec.Command(path, append(args, "--verifier-bind-address="+addr, "--verifier-grpc-bind-address=0")...)
 	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
