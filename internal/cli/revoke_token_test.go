@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -145,6 +146,20 @@ func TestRevokeToken(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The API server's authorizer learns of a new binding through its own
+	// watch: wait until it says yes, as kubectl auth can-i would.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: "scanner",
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: f.opNs, Verb: "create", Resource: "services",
+				Subresource: "proxy", Name: "http:latchkey-verifier:8082"}}}
+		if err := env.Client.Create(ctx, sar); err != nil {
+			return err
+		}
+		if !sar.Status.Allowed {
+			return fmt.Errorf("scanner may not use the service proxy yet")
+		}
+		return nil
+	})
 	r = runCLIWithInput(leaked+"\n", "revoke-token", "--kubeconfig", f.kubeconfig, "-n", f.ns, "--verifier-namespace", f.opNs, "--as", "scanner")
 	if r.code != 0 {
 		t.Fatalf("revoke-token: exit %d, stderr %s", r.code, r.stderr)
