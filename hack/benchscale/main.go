@@ -22,7 +22,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,8 +105,8 @@ func run() error {
 	if err := createObjects(ctx, admin, "floor"); err != nil {
 		return err
 	}
-	var floorLog requestLog
-	floorCfg := floorLog.wrap(env.Config)
+	var floorLog testenv.Requests
+	floorCfg := floorLog.Wrap(env.Config)
 	floorCfg.QPS, floorCfg.Burst = float32(*qps), *burst
 	floorClient, err := client.New(floorCfg, client.Options{Scheme: operator.NewScheme()})
 	if err != nil {
@@ -119,7 +118,7 @@ func run() error {
 		return err
 	}
 	floorTime := time.Since(t0)
-	floorReqs := floorLog.snapshot()
+	floorReqs := floorLog.Snapshot()
 	// The operator must not see the floor's objects.
 	if err := parallel(16, *n, func(i int) error {
 		for _, o := range []client.Object{
@@ -143,8 +142,8 @@ func run() error {
 	if err := createObjects(ctx, admin, "apps"); err != nil {
 		return err
 	}
-	var opLog requestLog
-	opCfg := opLog.wrap(env.Config)
+	var opLog testenv.Requests
+	opCfg := opLog.Wrap(env.Config)
 	vln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -165,12 +164,12 @@ func run() error {
 		return err
 	}
 	opTime := time.Since(t0)
-	opReqs := opLog.snapshot()
+	opReqs := opLog.Snapshot()
 	step("counting writes while idle for %s", *idle)
-	before := opLog.snapshot()
+	before := opLog.Snapshot()
 	time.Sleep(*idle)
 	idleWrites := 0
-	for k, v := range opLog.snapshot() {
+	for k, v := range opLog.Snapshot() {
 		if !strings.HasPrefix(k, "get ") && !strings.HasPrefix(k, "list ") && !strings.HasPrefix(k, "watch ") &&
 			!strings.Contains(k, "heartbeat") && !strings.Contains(k, "leases") {
 			idleWrites += v - before[k]
@@ -186,7 +185,7 @@ func run() error {
 	}
 
 	add(fmt.Sprintf("converge %d clients + %d grants", *n, *n), dur(opTime), dur(floorTime), ratio(opTime.Seconds(), floorTime.Seconds(), 1.3))
-	opTotal, floorTotal := total(opReqs, "watch "), total(floorReqs, "")
+	opTotal, floorTotal := testenv.RequestTotal(opReqs, "watch "), testenv.RequestTotal(floorReqs, "")
 	add("API requests to converge", strconv.Itoa(opTotal), strconv.Itoa(floorTotal), ratio(float64(opTotal), float64(floorTotal), 1.5))
 	perObject := []string{}
 	for k, v := range opReqs {
@@ -197,7 +196,7 @@ func run() error {
 	sort.Strings(perObject)
 	add("per-object LIST or GET", orNone(perObject), "none", pass(len(perObject) == 0))
 	add(fmt.Sprintf("writes while idle (%s, heartbeat excluded)", *idle), strconv.Itoa(idleWrites), "0", pass(idleWrites == 0))
-	fmt.Fprintf(os.Stderr, "operator requests:\n%sfloor requests:\n%s", table(opReqs), table(floorReqs))
+	fmt.Fprintf(os.Stderr, "operator requests:\n%sfloor requests:\n%s", testenv.RequestTable(opReqs), testenv.RequestTable(floorReqs))
 
 	// Heap per backing token, in this process: a verifier-only manager,
 	// then a full one, each over the baseline measured just before it.
@@ -532,106 +531,6 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-// requestLog counts API requests by "verb resource".
-type requestLog struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (l *requestLog) wrap(cfg *rest.Config) *rest.Config {
-	cfg = rest.CopyConfig(cfg)
-	l.counts = map[string]int{}
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if k := classify(r); k != "" {
-				l.mu.Lock()
-				l.counts[k]++
-				l.mu.Unlock()
-			}
-			return rt.RoundTrip(r)
-		})
-	})
-	return cfg
-}
-
-func (l *requestLog) snapshot() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]int, len(l.counts))
-	for k, v := range l.counts {
-		out[k] = v
-	}
-	return out
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// classify names a request "verb resource[/subresource]"; the heartbeat
-// Secret and Leases keep their names so they can be told apart.
-func classify(r *http.Request) string {
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:]
-	default:
-		return ""
-	}
-	if len(parts) > 2 && parts[0] == "namespaces" {
-		parts = parts[2:]
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	resource := parts[0]
-	named := len(parts) >= 2
-	if named && parts[1] == "latchkey-heartbeat" {
-		resource += " (heartbeat)"
-	}
-	if len(parts) >= 3 {
-		resource += "/" + parts[2]
-	}
-	verb := map[string]string{http.MethodPost: "create", http.MethodPut: "update", http.MethodPatch: "patch", http.MethodDelete: "delete"}[r.Method]
-	if r.Method == http.MethodGet {
-		q, _ := url.ParseQuery(r.URL.RawQuery)
-		switch {
-		case q.Get("watch") == "true" || q.Get("watch") == "1":
-			verb = "watch"
-		case named:
-			verb = "get"
-		default:
-			verb = "list"
-		}
-	}
-	return verb + " " + resource
-}
-
-func total(m map[string]int, skipPrefix string) int {
-	t := 0
-	for k, v := range m {
-		if skipPrefix == "" || !strings.HasPrefix(k, skipPrefix) {
-			t += v
-		}
-	}
-	return t
-}
-
-func table(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "  %-44s %8d\n", k, m[k])
-	}
-	return b.String()
 }
 
 func dur(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }

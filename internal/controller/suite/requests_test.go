@@ -2,11 +2,7 @@ package suite_test
 
 import (
 	"fmt"
-	"net/http"
-	"net/url"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,123 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
-	"github.com/latchkey-dev/latchkey/internal/heartbeat"
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	"github.com/latchkey-dev/latchkey/internal/testenv"
 )
-
-// requestLog counts API requests by "VERB resource" (VERB is get, list,
-// watch, create, update, patch, delete; resource the plural, with its
-// subresource: "apiclients/status").
-type requestLog struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (l *requestLog) wrap(cfg *rest.Config) *rest.Config {
-	cfg = rest.CopyConfig(cfg)
-	l.counts = map[string]int{}
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if k := classify(r); k != "" {
-				l.mu.Lock()
-				l.counts[k]++
-				l.mu.Unlock()
-			}
-			return rt.RoundTrip(r)
-		})
-	})
-	return cfg
-}
-
-func (l *requestLog) snapshot() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]int, len(l.counts))
-	for k, v := range l.counts {
-		out[k] = v
-	}
-	return out
-}
-
-// classify names an API request, or "" for discovery and the heartbeat (a
-// fixed cost per interval, not per object).
-func classify(r *http.Request) string {
-	p := strings.Trim(r.URL.Path, "/")
-	parts := strings.Split(p, "/")
-	// /api/v1/... or /apis/<group>/<version>/...
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:]
-	default:
-		return ""
-	}
-	if len(parts) >= 2 && parts[0] == "namespaces" {
-		if len(parts) == 2 {
-			parts = []string{"namespaces", parts[1]}
-		} else {
-			parts = parts[2:]
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	resource := parts[0]
-	named := len(parts) >= 2
-	if len(parts) >= 3 {
-		resource += "/" + parts[2]
-	}
-	if named && resource == "secrets" && parts[1] == heartbeat.Name {
-		return ""
-	}
-	verb := strings.ToLower(r.Method)
-	switch r.Method {
-	case http.MethodGet:
-		q, _ := url.ParseQuery(r.URL.RawQuery)
-		switch {
-		case q.Get("watch") == "true" || q.Get("watch") == "1":
-			verb = "watch"
-		case named:
-			verb = "get"
-		default:
-			verb = "list"
-		}
-	case http.MethodPut:
-		verb = "update"
-	case http.MethodPost:
-		verb = "create"
-	}
-	return verb + " " + resource
-}
-
-func total(m map[string]int, skip func(string) bool) int {
-	n := 0
-	for k, v := range m {
-		if skip == nil || !skip(k) {
-			n += v
-		}
-	}
-	return n
-}
-
-func table(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "  %-40s %6d\n", k, m[k])
-	}
-	return b.String()
-}
 
 // Issue 14, acceptance 4: converging n ApiClients with one grant each costs
 // at most 1.5× the API requests of a floor that makes the same writes by hand
@@ -145,25 +30,25 @@ func TestConvergeRequestsNearFloor(t *testing.T) {
 
 	// The floor: the same writes, made once each by a client that knows
 	// what to write, with the same client settings (rest.Config).
-	var floorLog requestLog
-	floorCfg := floorLog.wrap(env.Config)
+	var floorLog testenv.Requests
+	floorCfg := floorLog.Wrap(env.Config)
 	floorClient, err := client.New(floorCfg, client.Options{Scheme: env.Client.Scheme()})
 	f.g.Expect(err).NotTo(HaveOccurred())
 	floorNs := env.Namespace(t)
 	for i := range n {
 		floorWrites(f, floorClient, floorNs, f.opNs, i)
 	}
-	floor := floorLog.snapshot()
+	floor := floorLog.Snapshot()
 
-	var opLog requestLog
-	cfg := opLog.wrap(env.Config)
+	var opLog testenv.Requests
+	cfg := opLog.Wrap(env.Config)
 	mgr, err := operator.NewManager(cfg, withSkip(f.options()))
 	f.g.Expect(err).NotTo(HaveOccurred())
 	testenv.RunManager(t, mgr)
 	// Let the informers start and list before counting per-object work.
 	f.g.Eventually(func() bool { return mgr.GetCache().WaitForCacheSync(f.ctx) }).Should(BeTrue())
 	time.Sleep(time.Second)
-	start := opLog.snapshot()
+	start := opLog.Snapshot()
 
 	var clients []*latchkeyv1alpha1.ApiClient
 	var grants []*latchkeyv1alpha1.CredentialGrant
@@ -179,17 +64,15 @@ func TestConvergeRequestsNearFloor(t *testing.T) {
 	}
 	// Let trailing writes (events, requeues) land.
 	time.Sleep(3 * time.Second)
-	end := opLog.snapshot()
-	used := map[string]int{}
-	for k, v := range end {
-		if d := v - start[k]; d > 0 {
-			used[k] = d
+	used := testenv.RequestsSince(start, opLog.Snapshot())
+	for k := range used {
+		if strings.Contains(k, "(heartbeat)") {
+			delete(used, k) // per interval, not per object
 		}
 	}
-	watches := func(k string) bool { return strings.HasPrefix(k, "watch ") }
-	got, want := total(used, watches), total(floor, nil)
+	got, want := testenv.RequestTotal(used, "watch "), testenv.RequestTotal(floor, "")
 	t.Logf("converging %d clients + %d grants: %d requests (floor %d, %.2fx)\noperator:\n%sfloor:\n%s",
-		n, n, got, want, float64(got)/float64(want), table(used), table(floor))
+		n, n, got, want, float64(got)/float64(want), testenv.RequestTable(used), testenv.RequestTable(floor))
 	f.g.Expect(float64(got)).To(BeNumerically("<=", 1.5*float64(want)),
 		"the operator made %d API requests to converge %d credentials, more than 1.5x the floor's %d", got, 2*n, want)
 	for k, v := range used {
