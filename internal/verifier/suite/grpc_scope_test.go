@@ -6,9 +6,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	. "github.com/onsi/gomega"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/latchkey-dev/latchkey/internal/operator"
 )
 
 // Issue 12, acceptance 2 (gRPC): the request-scope table of the NGINX test,
@@ -19,16 +16,7 @@ import (
 // allowed answer sets the attribute headers (the grant's and the client's)
 // in headers_to_set and removes a client's own X-Latchkey-Attr-*.
 func TestGRPCRequestScope(t *testing.T) {
-	gln := grpcListener(t)
-	f := newFixture(t, func(o *operator.Options) { o.VerifierGRPCListener = gln })
-	authz, healthc := grpcClient(t, gln.Addr().String(), nil)
-	f.g.Eventually(func() healthpb.HealthCheckResponse_ServingStatus {
-		r, err := healthc.Check(f.ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
-		if err != nil {
-			return -1
-		}
-		return r.GetStatus()
-	}).Should(Equal(healthpb.HealthCheckResponse_SERVING))
+	f, authz, _ := grpcFixture(t)
 	scoped, plain := scopedFixture(f)
 
 	check := func(tok, method, path string, extra http.Header) *authv3.CheckResponse {

@@ -156,7 +156,9 @@ func grpcListener(t *testing.T) net.Listener {
 // Acceptance 1 (gRPC): every outcome of TestVerify gives the same decision
 // over envoy.service.auth.v3.Authorization/Check as over /v1/verify, asked
 // of the same running verifier one after the other.
-func TestGRPCCheckMatchesVerify(t *testing.T) {
+// grpcFixture is a fixture whose verifier also serves gRPC, once its health
+// says SERVING.
+func grpcFixture(t *testing.T) (*fixture, authv3.AuthorizationClient, healthpb.HealthClient) {
 	gln := grpcListener(t)
 	f := newFixture(t, func(o *operator.Options) { o.VerifierGRPCListener = gln })
 	authz, healthc := grpcClient(t, gln.Addr().String(), nil)
@@ -167,6 +169,11 @@ func TestGRPCCheckMatchesVerify(t *testing.T) {
 		}
 		return r.GetStatus()
 	}).Should(Equal(healthpb.HealthCheckResponse_SERVING))
+	return f, authz, healthc
+}
+
+func TestGRPCCheckMatchesVerify(t *testing.T) {
+	f, authz, _ := grpcFixture(t)
 
 	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "blog"}, Spec: latchkeyv1alpha1.ApiClientSpec{
 		Scopes: []string{"blogs"}, Permissions: []string{"blogs.read", "blogs.write"}, Tenant: "2", AllowLogin: true}}
