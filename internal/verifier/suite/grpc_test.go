@@ -33,7 +33,6 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/operator"
 	"github.com/latchkey-dev/latchkey/internal/servingcert"
 	"github.com/latchkey-dev/latchkey/internal/testenv"
-	"github.com/latchkey-dev/latchkey/internal/token"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 )
 
@@ -175,55 +174,9 @@ func grpcFixture(t *testing.T) (*fixture, authv3.AuthorizationClient, healthpb.H
 func TestGRPCCheckMatchesVerify(t *testing.T) {
 	f, authz, _ := grpcFixture(t)
 
-	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "blog"}, Spec: latchkeyv1alpha1.ApiClientSpec{
-		Scopes: []string{"blogs"}, Permissions: []string{"blogs.read", "blogs.write"}, Tenant: "2", AllowLogin: true}}
-	f.create(c)
-	grants := []*latchkeyv1alpha1.CredentialGrant{
-		grant("bearer", "blog", latchkeyv1alpha1.CredentialTypeBearer, "blogs.read"),
-		grant("key", "blog", latchkeyv1alpha1.CredentialTypeKeyAuth),
-		grant("basic", "blog", latchkeyv1alpha1.CredentialTypeBasicAuth, "blogs.write"),
-	}
-	f.waitReady(c)
-	for _, g := range grants {
-		f.create(g)
-		f.waitReady(g)
-	}
-	cs, b, k, ba := f.secret("blog"), f.secret("bearer"), f.secret("key"), f.secret("basic")
-	bt, _ := token.Parse(b["token"])
-	wrongSecret := token.Token{ID: bt.ID, Secret: strings.Repeat("A", token.SecretLen)}.String()
-	unknown, _ := token.New()
-
 	// TestVerify's table (verify_test.go), case for case.
-	cases := []struct {
-		name  string
-		h     http.Header
-		query string
-		want  int
-	}{
-		{name: "bearer", h: bearer(b["token"]), want: 200},
-		{name: "bearer as X-API-Key", h: apiKey(b["token"]), want: 200},
-		{name: "key-auth as Basic keyId:keySecret", h: basic(k["key_id"], k["key_secret"]), want: 200},
-		{name: "key-auth as X-API-Key keyId:keySecret", h: apiKey(k["key_id"] + ":" + k["key_secret"]), want: 200},
-		{name: "key-auth token as Bearer", h: bearer(k["token"]), want: 200},
-		{name: "basic-auth username:password", h: basic(ba["username"], ba["password"]), want: 200},
-		{name: "client id and secret", h: basic(cs["client_id"], cs["client_secret"]), want: 200},
-		{name: "wrong secret, right token id and checksum", h: bearer(wrongSecret), want: 401},
-		{name: "wrong client secret", h: basic(cs["client_id"], cs["client_secret"]+"x"), want: 401},
-		{name: "wrong key secret", h: basic(k["key_id"], strings.Repeat("B", 43)), want: 401},
-		{name: "unknown token", h: bearer(unknown.String()), want: 401},
-		{name: "unknown client id", h: basic("id_nobody", "key_whatever"), want: 401},
-		{name: "malformed token", h: bearer("lk_not-a-token"), want: 401},
-		{name: "unsupported scheme", h: http.Header{"Authorization": {"Digest abc"}}, want: 401},
-		{name: "no credential", h: http.Header{}, want: 401},
-		{name: "held permission by header", h: with(bearer(b["token"]), verifier.HeaderRequirePermission, "blogs.read"), want: 200},
-		{name: "held permission by query", h: bearer(b["token"]), query: "?permission=blogs.read", want: 200},
-		{name: "missing permission by header", h: with(bearer(b["token"]), verifier.HeaderRequirePermission, "blogs.write"), want: 403},
-		{name: "missing permission by query", h: bearer(b["token"]), query: "?permission=blogs.write", want: 403},
-		{name: "a query cannot lift a header requirement", h: with(bearer(b["token"]), verifier.HeaderRequirePermission, "blogs.write"), query: "?permission=blogs.read", want: 403},
-		{name: "right tenant", h: with(bearer(b["token"]), verifier.HeaderRequireTenant, "2"), want: 200},
-		{name: "tenant mismatch", h: with(bearer(b["token"]), verifier.HeaderRequireTenant, "3"), want: 403},
-		{name: "tenant mismatch by query", h: bearer(b["token"]), query: "?tenant=3", want: 403},
-	}
+	secrets, cases := verifyTable(f)
+	cs, b, k, ba := secrets.client, secrets.bearer, secrets.key, secrets.basic
 	validBefore, forbiddenBefore := counter("grpc_check", "valid"), counter("grpc_check", "forbidden")
 	var valid, forbidden float64
 	for _, tc := range cases {
@@ -343,7 +296,8 @@ func TestGRPCCheckMatchesVerify(t *testing.T) {
 
 	t.Run("revoked by delete", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(env.Client.Delete(f.ctx, grants[0])).To(Succeed())
+		bearerGrant := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bearer"}}
+		g.Expect(env.Client.Delete(f.ctx, bearerGrant)).To(Succeed())
 		g.Eventually(func() int32 {
 			resp, err := authz.Check(f.ctx, checkRequest(bearer(b["token"]), ""))
 			if err != nil {

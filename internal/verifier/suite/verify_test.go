@@ -26,10 +26,24 @@ func grant(name, client string, typ latchkeyv1alpha1.CredentialType, perms ...st
 		Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: client, Type: typ, Permissions: perms}}
 }
 
-// Acceptance 1: every credential type, every outcome, against the real
-// operator and API server.
-func TestVerify(t *testing.T) {
-	f := newFixture(t)
+// verifyCase is one row of TestVerify's table, which the gRPC test asks
+// again over ext_authz: perms, when set, is the X-Latchkey-Permissions a 200
+// carries.
+type verifyCase struct {
+	name  string
+	h     http.Header
+	query string
+	want  int
+	perms string
+}
+
+// verifySecrets are the consumer Secrets of TestVerify's client and grants.
+type verifySecrets struct{ client, bearer, key, basic map[string]string }
+
+// verifyTable creates TestVerify's client (blog) and its bearer, key-auth
+// and basic-auth grants, and returns their Secrets and the table: every
+// credential type, every outcome.
+func verifyTable(f *fixture) (verifySecrets, []verifyCase) {
 	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "blog"}, Spec: latchkeyv1alpha1.ApiClientSpec{
 		Scopes: []string{"blogs"}, Permissions: []string{"blogs.read", "blogs.write"}, Tenant: "2", AllowLogin: true}}
 	f.create(c)
@@ -48,13 +62,7 @@ func TestVerify(t *testing.T) {
 	wrongSecret := token.Token{ID: bt.ID, Secret: strings.Repeat("A", token.SecretLen)}.String()
 	unknown, _ := token.New()
 
-	for _, tc := range []struct {
-		name  string
-		h     http.Header
-		query string
-		want  int
-		perms string
-	}{
+	return verifySecrets{client: cs, bearer: b, key: k, basic: ba}, []verifyCase{
 		{name: "bearer", h: bearer(b["token"]), want: 200, perms: "blogs.read"},
 		{name: "bearer as X-API-Key", h: apiKey(b["token"]), want: 200, perms: "blogs.read"},
 		{name: "key-auth as Basic keyId:keySecret", h: basic(k["key_id"], k["key_secret"]), want: 200, perms: "blogs.read,blogs.write"},
@@ -78,7 +86,16 @@ func TestVerify(t *testing.T) {
 		{name: "right tenant", h: with(bearer(b["token"]), verifier.HeaderRequireTenant, "2"), want: 200},
 		{name: "tenant mismatch", h: with(bearer(b["token"]), verifier.HeaderRequireTenant, "3"), want: 403},
 		{name: "tenant mismatch by query", h: bearer(b["token"]), query: "?tenant=3", want: 403},
-	} {
+	}
+}
+
+// Acceptance 1: every credential type, every outcome, against the real
+// operator and API server.
+func TestVerify(t *testing.T) {
+	f := newFixture(t)
+	secrets, cases := verifyTable(f)
+	cs, b, k, ba := secrets.client, secrets.bearer, secrets.key, secrets.basic
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			resp := f.get("/v1/verify/orig/path"+tc.query, tc.h)
@@ -105,6 +122,7 @@ func TestVerify(t *testing.T) {
 	}
 
 	// current: the caller's own record, never a secret.
+	bt, _ := token.Parse(b["token"])
 	resp := f.get("/v1/current", bearer(b["token"]))
 	var me map[string]any
 	f.g.Expect(json.NewDecoder(resp.Body).Decode(&me)).To(Succeed())
@@ -159,7 +177,7 @@ func TestVerify(t *testing.T) {
 
 	t.Run("revoked by delete", func(t *testing.T) {
 		f := f.sub(t)
-		f.g.Expect(env.Client.Delete(f.ctx, grants[0])).To(Succeed())
+		f.g.Expect(env.Client.Delete(f.ctx, &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bearer"}})).To(Succeed())
 		f.g.Eventually(func() int { return f.verify(bearer(b["token"]), "") }).WithTimeout(time.Second).Should(Equal(401))
 	})
 }
