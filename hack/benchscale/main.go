@@ -119,8 +119,15 @@ func run() error {
 	}
 	floorTime := time.Since(t0)
 	floorReqs := floorLog.Snapshot()
-	// The operator must not see the floor's objects.
+	// The operator must not see the floor's objects, nor its Secrets (they
+	// carry Latchkey's label, and some are in the operator namespace: left,
+	// they would count in the operator's heap).
 	if err := parallel(16, *n, func(i int) error {
+		for _, s := range floorSecrets(i) {
+			if err := admin.Delete(ctx, s); err != nil {
+				return err
+			}
+		}
 		for _, o := range []client.Object{
 			&latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("c%05d", i)}},
 			&latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("g%05d", i)}},
@@ -282,15 +289,7 @@ func createObjects(ctx context.Context, c client.Client, ns string) error {
 // the id claim, two backing tokens and two consumer Secrets, two finalizers,
 // two status writes.
 func floorWrites(ctx context.Context, c client.Client, i int) error {
-	secret := func(ns, name string) *corev1.Secret {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-			Labels: map[string]string{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue}},
-			Data: map[string][]byte{"k": bytes.Repeat([]byte{'v'}, 64)}}
-	}
-	for _, s := range []*corev1.Secret{
-		secret("latchkey-system", fmt.Sprintf("floor-claim-%05d", i)), secret("latchkey-system", fmt.Sprintf("floor-c-%05d", i)),
-		secret("latchkey-system", fmt.Sprintf("floor-g-%05d", i)), secret("floor", fmt.Sprintf("c%05d", i)), secret("floor", fmt.Sprintf("g%05d", i)),
-	} {
+	for _, s := range floorSecrets(i) {
 		if err := c.Create(ctx, s); err != nil {
 			return err
 		}
@@ -309,6 +308,19 @@ func floorWrites(ctx context.Context, c client.Client, i int) error {
 		}
 	}
 	return nil
+}
+
+// floorSecrets are the Secrets the floor writes for client i.
+func floorSecrets(i int) []*corev1.Secret {
+	secret := func(ns, name string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+			Labels: map[string]string{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue}},
+			Data: map[string][]byte{"k": bytes.Repeat([]byte{'v'}, 64)}}
+	}
+	return []*corev1.Secret{
+		secret("latchkey-system", fmt.Sprintf("floor-claim-%05d", i)), secret("latchkey-system", fmt.Sprintf("floor-c-%05d", i)),
+		secret("latchkey-system", fmt.Sprintf("floor-g-%05d", i)), secret("floor", fmt.Sprintf("c%05d", i)), secret("floor", fmt.Sprintf("g%05d", i)),
+	}
 }
 
 func parallel(workers, count int, f func(i int) error) error {

@@ -19,6 +19,7 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/index"
 )
 
 // IndexGrantClientName indexes CredentialGrants by spec.clientName, so a
@@ -55,10 +56,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		opts.Now = time.Now
 	}
 	st := store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: opts.Namespace, issued: newExpectations()}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Secret{}, IndexBackingTokenOwner,
-		func(o client.Object) []string {
+	if err := index.Namespaced(context.Background(), mgr.GetCache(), &corev1.Secret{}, IndexBackingTokenOwner,
+		func(o any) []string {
 			// The same Secrets as backing.OwnerSelector selects.
-			if s := o.(*corev1.Secret); s.Namespace == opts.Namespace && s.Labels[backing.LabelComponent] == backing.ComponentValue {
+			if s, ok := o.(*corev1.Secret); ok && s.Namespace == opts.Namespace && s.Labels[backing.LabelComponent] == backing.ComponentValue {
 				if uid := s.Labels[backing.LabelOwnerUID]; uid != "" {
 					return []string{uid}
 				}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -117,6 +118,17 @@ func newOwnedSecrets(opts Options) ownedSecrets {
 	return o
 }
 
+// intern returns Latchkey's own namespace string equal to ns, so every
+// compact object shares it.
+func (o ownedSecrets) intern(ns string) string {
+	for k := range o.namespaces {
+		if k == ns {
+			return k
+		}
+	}
+	return ns
+}
+
 func (o ownedSecrets) owns(s *corev1.Secret) bool {
 	return o.namespaces[s.Namespace] && (ownSecretTypes[s.Type] || o.names[s.Namespace][s.Name])
 }
@@ -124,16 +136,36 @@ func (o ownedSecrets) owns(s *corev1.Secret) bool {
 // secretTransform strips managedFields (as DefaultTransform does for every
 // other kind) and trims what Latchkey does not own. It mutates the object it
 // is given, before the informer stores it, and is idempotent.
+//
+// In a verifier-only process it also stores backing tokens and client-id
+// claims in their compact form (backing.Cached): what verification reads,
+// parsed once, without the Secret's maps. Only the verifier's lookups read
+// them (identity.go); nothing in that process reads them as Secrets.
 func secretTransform(opts Options) toolscache.TransformFunc {
 	owned := newOwnedSecrets(opts)
 	strip := cache.TransformStripManagedFields()
+	compact := opts.VerifierOnly
 	return func(in any) (any, error) {
+		switch in.(type) {
+		case *backing.CachedToken, *backing.CachedClaim:
+			return in, nil // already transformed (a resync)
+		}
 		out, err := strip(in)
 		if err != nil {
 			return out, err
 		}
-		if s, ok := out.(*corev1.Secret); ok && !owned.owns(s) {
+		s, ok := out.(*corev1.Secret)
+		switch {
+		case !ok:
+		case !owned.owns(s):
 			trimSecret(s)
+		case compact:
+			if c := backing.Cached(s); c != nil {
+				if m, err := meta.Accessor(c); err == nil {
+					m.SetNamespace(owned.intern(s.Namespace))
+				}
+				return c, nil
+			}
 		}
 		return out, nil
 	}
@@ -263,4 +295,39 @@ func trimStrings(in map[string]string, budget, maxValue int) map[string]string {
 
 func latchkeyKey(k string) bool {
 	return strings.HasPrefix(k, "latchkey.dev/") || k == latchkeyv1alpha1.LabelManagedBy || k == backing.LabelComponent
+}
+
+// A verifier-only process reads of an ApiClient or a CredentialGrant only
+// what a verification answers from (internal/verifier: identity.go,
+// usage.go): the keys and identity of the object, the spec fields of an
+// identity and its checks, and lastUsedAt/From. Its cache keeps nothing
+// else: no conditions, labels, annotations (kubectl's last-applied
+// configuration is a copy of the whole object), finalizers or the fields
+// only the controllers read. A full manager keeps the objects whole.
+func verifierMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		Generation: m.Generation, CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp}
+}
+
+func verifierClientTransform(in any) (any, error) {
+	c, ok := in.(*latchkeyv1alpha1.ApiClient)
+	if !ok {
+		return in, nil
+	}
+	return &latchkeyv1alpha1.ApiClient{ObjectMeta: verifierMeta(&c.ObjectMeta),
+		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: c.Spec.Scopes, Permissions: c.Spec.Permissions, Tenant: c.Spec.Tenant,
+			Active: c.Spec.Active, AllowImpersonate: c.Spec.AllowImpersonate, AllowLogin: c.Spec.AllowLogin, Attributes: c.Spec.Attributes},
+		Status: latchkeyv1alpha1.ApiClientStatus{UsageStatus: c.Status.UsageStatus}}, nil
+}
+
+func verifierGrantTransform(in any) (any, error) {
+	g, ok := in.(*latchkeyv1alpha1.CredentialGrant)
+	if !ok {
+		return in, nil
+	}
+	return &latchkeyv1alpha1.CredentialGrant{ObjectMeta: verifierMeta(&g.ObjectMeta),
+		Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: g.Spec.ClientName, Permissions: g.Spec.Permissions,
+			ExpiresAt: g.Spec.ExpiresAt, Description: g.Spec.Description, Type: g.Spec.Type,
+			AllowedRequests: g.Spec.AllowedRequests, Attributes: g.Spec.Attributes},
+		Status: latchkeyv1alpha1.CredentialGrantStatus{UsageStatus: g.Status.UsageStatus}}, nil
 }

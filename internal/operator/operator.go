@@ -289,19 +289,25 @@ func CacheOptions(opts Options) cache.Options {
 		newInformer = opts.Verifier.Informers.NewInformer
 	}
 	// ByObject is keyed by pointer: each kind must appear exactly once.
+	byObject := map[client.Object]cache.ByObject{&corev1.Secret{}: secrets,
+		// Revocation records (POST /oauth2/revoke): the token namespace
+		// only, and only they (the permission catalog has its own cache).
+		&corev1.ConfigMap{}: {
+			Namespaces: map[string]cache.Config{tokens: {}},
+			Label: labels.SelectorFromSet(labels.Set{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue,
+				backing.LabelComponent: backing.ComponentRevocation}),
+		}}
+	if opts.VerifierOnly {
+		// Only what verification reads (cache.go).
+		byObject[&latchkeyv1alpha1.ApiClient{}] = cache.ByObject{Transform: verifierClientTransform}
+		byObject[&latchkeyv1alpha1.CredentialGrant{}] = cache.ByObject{Transform: verifierGrantTransform}
+	}
 	return cache.Options{
 		NewInformer:                 newInformer,
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		DefaultNamespaces:           namespaces,
-		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: secrets,
-			// Revocation records (POST /oauth2/revoke): the token namespace
-			// only, and only they (the permission catalog has its own cache).
-			&corev1.ConfigMap{}: {
-				Namespaces: map[string]cache.Config{tokens: {}},
-				Label: labels.SelectorFromSet(labels.Set{latchkeyv1alpha1.LabelManagedBy: latchkeyv1alpha1.ManagedByValue,
-					backing.LabelComponent: backing.ComponentRevocation}),
-			}},
+		ByObject:                    byObject,
 	}
 }
 

@@ -296,3 +296,61 @@ func TestDefaultsShareInformersWithVerifier(t *testing.T) {
 		t.Fatal("the cache does not record its informers for the verifier")
 	}
 }
+
+// A verifier-only cache stores Latchkey's backing tokens and claims in
+// their compact forms, and of ApiClients and CredentialGrants only what
+// verification reads; a full manager's cache keeps them whole, and a
+// tenant's Secret of the backing-token type is never compacted.
+func TestVerifierOnlyCacheIsCompact(t *testing.T) {
+	tok := backing.Token{ID: "abcdefghijklmnop", Hash: "h", OwnerKind: backing.KindApiClient, OwnerNamespace: "a",
+		OwnerName: "blog", OwnerUID: "u1", ClientUID: "u1", ClientID: "id_abc", Type: backing.TypeClientSecret}
+	only := secretTransform(Options{Namespace: "lk", VerifierOnly: true})
+	out, err := only(tok.Secret("lk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, ok := out.(*backing.CachedToken)
+	if !ok || ct.Token.ID != tok.ID || ct.Token.Hash != "h" {
+		t.Fatalf("verifier-only: %T %+v", out, out)
+	}
+	if again, _ := only(ct); again != ct {
+		t.Fatal("the transform is not idempotent on a compact token")
+	}
+	claim := backing.Claim{ClientID: "id_abc", ClientUID: "u1", OwnerNamespace: "a", OwnerName: "blog"}
+	if out, _ := only(claim.Secret("lk")); reflect.TypeOf(out) != reflect.TypeFor[*backing.CachedClaim]() {
+		t.Fatalf("verifier-only claim: %T", out)
+	}
+	if out, _ := only(tok.Secret("tenant")); reflect.TypeOf(out) != reflect.TypeFor[*corev1.Secret]() || out.(*corev1.Secret).Data != nil {
+		t.Fatalf("a tenant's Secret of the backing-token type: %T %+v", out, out)
+	}
+	if out, _ := secretTransform(Options{Namespace: "lk"})(tok.Secret("lk")); reflect.TypeOf(out) != reflect.TypeFor[*corev1.Secret]() {
+		t.Fatalf("full manager: %T", out)
+	}
+
+	yes := true
+	c := &latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Name: "blog", Namespace: "a", UID: "u1", ResourceVersion: "7",
+		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"}, Finalizers: []string{"f"}},
+		Spec: latchkeyv1alpha1.ApiClientSpec{Scopes: []string{"s"}, Permissions: []string{"p"}, Tenant: "2", Active: &yes,
+			AllowLogin: true, AllowImpersonate: true, Attributes: map[string]latchkeyv1alpha1.AttributeValue{"k": "v"}, DisplayName: "Blog"},
+		Status: latchkeyv1alpha1.ApiClientStatus{Conditions: []metav1.Condition{{Type: "Ready"}},
+			UsageStatus: latchkeyv1alpha1.UsageStatus{LastUsedFrom: "10.0.0.1"}}}
+	got, _ := verifierClientTransform(c.DeepCopy())
+	gc := got.(*latchkeyv1alpha1.ApiClient)
+	want := c.DeepCopy()
+	want.Annotations, want.Finalizers, want.Status.Conditions, want.Spec.DisplayName = nil, nil, nil, ""
+	if !reflect.DeepEqual(gc, want) {
+		t.Fatalf("verifier-only ApiClient:\n got %+v\nwant %+v", gc, want)
+	}
+	exp := metav1.Now()
+	g := &latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Name: "g", Namespace: "a", UID: "u2", Labels: map[string]string{"x": "y"}},
+		Spec: latchkeyv1alpha1.CredentialGrantSpec{ClientName: "blog", Permissions: []string{"p"}, ExpiresAt: &exp, Description: "d",
+			Type: latchkeyv1alpha1.CredentialTypeKeyAuth, AllowedRequests: []string{"GET /x"},
+			Attributes: map[string]latchkeyv1alpha1.AttributeValue{"k": "v"}, SecretName: "other"},
+		Status: latchkeyv1alpha1.CredentialGrantStatus{TokenID: "t", UsageStatus: latchkeyv1alpha1.UsageStatus{LastUsedFrom: "10.0.0.1"}}}
+	got, _ = verifierGrantTransform(g.DeepCopy())
+	wantG := g.DeepCopy()
+	wantG.Labels, wantG.Spec.SecretName, wantG.Status.TokenID = nil, "", ""
+	if !reflect.DeepEqual(got, wantG) {
+		t.Fatalf("verifier-only CredentialGrant:\n got %+v\nwant %+v", got, wantG)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/index"
 	"github.com/latchkey-dev/latchkey/internal/permissions"
 )
 
@@ -144,6 +145,16 @@ func newGrant() *latchkeyv1alpha1.CredentialGrant { return &latchkeyv1alpha1.Cre
 
 // token returns the backing token with this id, or a rejection.
 func (l lookup) token(ctx context.Context, id string) (backing.Token, error) {
+	if l.secrets != nil {
+		// A verifier-only cache holds the token parsed (backing.Cached).
+		o, ok, err := l.secrets.GetByKey(l.namespace + "/" + backing.Name(id))
+		if err != nil {
+			return backing.Token{}, err
+		}
+		if c, isCached := o.(*backing.CachedToken); ok && isCached {
+			return c.Token, nil
+		}
+	}
 	sec, err := get(ctx, l, l.secrets, l.namespace, backing.Name(id), newSecret)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -157,16 +168,11 @@ func (l lookup) token(ctx context.Context, id string) (backing.Token, error) {
 // clientSecretTokens returns the backing tokens of a client id's secret
 // (several during a rotation's grace period).
 func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]backing.Token, error) {
-	var items []*corev1.Secret
+	var objs []any
 	if l.secrets != nil {
-		objs, err := l.secrets.ByIndex("field:"+IndexClientSecretByClientID, l.namespace+"/"+clientID)
-		if err != nil {
+		var err error
+		if objs, err = l.secrets.ByIndex(index.Name(IndexClientSecretByClientID), index.Key(l.namespace, clientID)); err != nil {
 			return nil, err
-		}
-		for _, o := range objs {
-			if s, ok := o.(*corev1.Secret); ok {
-				items = append(items, s)
-			}
 		}
 	} else {
 		var list corev1.SecretList
@@ -174,13 +180,18 @@ func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]back
 			return nil, err
 		}
 		for i := range list.Items {
-			items = append(items, &list.Items[i])
+			objs = append(objs, &list.Items[i])
 		}
 	}
-	out := make([]backing.Token, 0, len(items))
-	for _, s := range items {
-		if t, err := backing.FromSecret(s); err == nil {
-			out = append(out, t)
+	out := make([]backing.Token, 0, len(objs))
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *backing.CachedToken: // a verifier-only cache's
+			out = append(out, o.Token)
+		case *corev1.Secret:
+			if t, err := backing.FromSecret(o); err == nil {
+				out = append(out, t)
+			}
 		}
 	}
 	return out, nil
@@ -205,6 +216,12 @@ func (l lookup) holds(ctx context.Context, t backing.Token) error {
 			return err
 		}
 		if !ok {
+			return nil
+		}
+		if c, isCached := o.(*backing.CachedClaim); isCached {
+			if c.Claim.ClientUID != t.ClientUID || c.Claim.ClientID != t.ClientID {
+				return reject(OutcomeRevoked)
+			}
 			return nil
 		}
 		if sec, ok = o.(*corev1.Secret); !ok {

@@ -17,6 +17,7 @@ import (
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
 	"github.com/latchkey-dev/latchkey/internal/heartbeat"
+	"github.com/latchkey-dev/latchkey/internal/index"
 	"github.com/latchkey-dev/latchkey/internal/servingcert"
 )
 
@@ -138,7 +139,7 @@ func DefaultIssuer(namespace string) string {
 // server (on every replica) and the usage flusher.
 func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	opts.Defaults()
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Secret{}, IndexClientSecretByClientID, clientSecretIndex); err != nil {
+	if err := index.Namespaced(context.Background(), mgr.GetCache(), &corev1.Secret{}, IndexClientSecretByClientID, clientSecretIndex); err != nil {
 		return nil, fmt.Errorf("indexing backing tokens by client id: %w", err)
 	}
 	log := mgr.GetLogger().WithName("verifier")
@@ -261,8 +262,19 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	return s, nil
 }
 
-func clientSecretIndex(o client.Object) []string {
-	l, a := o.GetLabels(), o.GetAnnotations()
+func clientSecretIndex(obj any) []string {
+	var l, a map[string]string
+	switch o := obj.(type) {
+	case *backing.CachedToken:
+		if o.Token.OwnerKind != backing.KindApiClient || o.Token.ClientID == "" {
+			return nil
+		}
+		return []string{o.Token.ClientID}
+	case *corev1.Secret:
+		l, a = o.Labels, o.Annotations
+	default:
+		return nil
+	}
 	if l[backing.LabelComponent] != backing.ComponentValue || l[backing.LabelOwnerKind] != backing.KindApiClient || a[backing.AnnotationClientID] == "" {
 		return nil
 	}

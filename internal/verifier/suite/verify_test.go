@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,30 +96,43 @@ func TestVerify(t *testing.T) {
 	f := newFixture(t)
 	secrets, cases := verifyTable(f)
 	cs, b, k, ba := secrets.client, secrets.bearer, secrets.key, secrets.basic
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			g := NewWithT(t)
-			resp := f.get("/v1/verify/orig/path"+tc.query, tc.h)
-			body, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			g.Expect(resp.StatusCode).To(Equal(tc.want), string(body))
-			switch tc.want {
-			case 200:
-				g.Expect(resp.Header.Get(verifier.HeaderClientID)).To(Equal(cs["client_id"]))
-				g.Expect(resp.Header.Get(verifier.HeaderTenant)).To(Equal("2"))
-				g.Expect(resp.Header.Get(verifier.HeaderAllowLogin)).To(Equal("true"))
-				g.Expect(resp.Header.Get(verifier.HeaderAllowImpersonate)).To(Equal("false"))
-				g.Expect(resp.Header.Get(verifier.HeaderTokenID)).NotTo(BeEmpty())
-				if tc.perms != "" {
-					g.Expect(resp.Header.Get(verifier.HeaderPermissions)).To(Equal(tc.perms))
+	// The same table against a --verifier-only replica, whose caches hold
+	// backing tokens, claims, clients and grants in their compact forms
+	// (operator/cache.go): every path answers as from whole objects.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	f.g.Expect(err).NotTo(HaveOccurred())
+	env.StartManager(t, operator.Options{Namespace: f.opNs, WatchNamespaces: []string{f.ns}, VerifierOnly: true, VerifierListener: ln})
+	only := &fixture{t: t, g: f.g, ctx: f.ctx, ns: f.ns, opNs: f.opNs, url: "http://" + ln.Addr().String(), http: f.http}
+	f.g.Eventually(func() int { return only.get("/readyz", nil).StatusCode }).Should(Equal(http.StatusOK))
+	for _, target := range []struct {
+		name string
+		f    *fixture
+	}{{"manager", f}, {"verifier-only", only}} {
+		for _, tc := range cases {
+			t.Run(target.name+"/"+tc.name, func(t *testing.T) {
+				g := NewWithT(t)
+				resp := target.f.get("/v1/verify/orig/path"+tc.query, tc.h)
+				body, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				g.Expect(resp.StatusCode).To(Equal(tc.want), string(body))
+				switch tc.want {
+				case 200:
+					g.Expect(resp.Header.Get(verifier.HeaderClientID)).To(Equal(cs["client_id"]))
+					g.Expect(resp.Header.Get(verifier.HeaderTenant)).To(Equal("2"))
+					g.Expect(resp.Header.Get(verifier.HeaderAllowLogin)).To(Equal("true"))
+					g.Expect(resp.Header.Get(verifier.HeaderAllowImpersonate)).To(Equal("false"))
+					g.Expect(resp.Header.Get(verifier.HeaderTokenID)).NotTo(BeEmpty())
+					if tc.perms != "" {
+						g.Expect(resp.Header.Get(verifier.HeaderPermissions)).To(Equal(tc.perms))
+					}
+				case 401:
+					g.Expect(resp.Header.Values("WWW-Authenticate")).To(ContainElement(ContainSubstring("Bearer")))
 				}
-			case 401:
-				g.Expect(resp.Header.Values("WWW-Authenticate")).To(ContainElement(ContainSubstring("Bearer")))
-			}
-			for _, s := range []string{b["token"], cs["client_secret"], k["key_secret"], ba["password"]} {
-				g.Expect(string(body)).NotTo(ContainSubstring(s), "a secret in the response body")
-			}
-		})
+				for _, s := range []string{b["token"], cs["client_secret"], k["key_secret"], ba["password"]} {
+					g.Expect(string(body)).NotTo(ContainSubstring(s), "a secret in the response body")
+				}
+			})
+		}
 	}
 
 	// current: the caller's own record, never a secret.
