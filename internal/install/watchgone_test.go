@@ -375,7 +375,7 @@ func consumerSecrets(t testing.TB, ns string) map[string]consumerSecret {
 		sort.Strings(keys)
 		h := sha256.New()
 		for _, k := range keys {
-			fmt.Fprintf(h, "%s=%x;", k, s.Data[k])
+			h.Write(fmt.Appendf(nil, "%s=%x;", k, s.Data[k]))
 		}
 		out[s.Name] = consumerSecret{tokenID: id, resourceVersion: s.ResourceVersion, data: [sha256.Size]byte(h.Sum(nil))}
 	}
