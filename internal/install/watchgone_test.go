@@ -63,10 +63,9 @@ import (
 // anyway, hiding what this test looks for.
 func TestWatchGoneAfterCompaction(t *testing.T) {
 	ctx := context.Background()
-	ns, tokenNS, apps, churn := "lk-gone", "lk-gone-tokens", "apps-gone", "churn-gone"
-	for _, n := range []string{ns, tokenNS, apps, churn} {
-		ensureNamespace(t, n)
-	}
+	// Fresh namespaces: the operator's, its tokens', the credentials',
+	// and one for unrelated writes.
+	ns, tokenNS, apps, churn := env.Namespace(t), env.Namespace(t), env.Namespace(t), env.Namespace(t)
 	apiURL, err := url.Parse(env.Config.Host)
 	if err != nil {
 		t.Fatal(err)
