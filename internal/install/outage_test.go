@@ -31,6 +31,9 @@ type apiProxy struct {
 	mu    sync.Mutex
 	down  bool
 	conns map[net.Conn]struct{}
+	// refused: the listener is closed until restore (refuse).
+	refused bool
+	t       testing.TB
 }
 
 func newAPIProxy(t testing.TB, target string) *apiProxy {
@@ -39,15 +42,15 @@ func newAPIProxy(t testing.TB, target string) *apiProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &apiProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	go p.serve()
+	p := &apiProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, t: t}
+	t.Cleanup(func() { p.refuse() })
+	go p.serve(ln)
 	return p
 }
 
-func (p *apiProxy) serve() {
+func (p *apiProxy) serve(ln net.Listener) {
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -97,17 +100,43 @@ func (p *apiProxy) cut() {
 	}
 }
 
+// refuse is cut, and new connections are refused rather than closed once
+// accepted, as when the API server's process is stopped: client-go retries
+// a watch whose connection is refused from where it was (where an accepted
+// and closed one makes it list again), so the watches it resumes after
+// restore meet whatever happened to the server meanwhile.
+func (p *apiProxy) refuse() {
+	p.cut()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.refused {
+		p.refused = true
+		_ = p.ln.Close()
+	}
+}
+
 func (p *apiProxy) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = false
+	if p.refused {
+		ln, err := net.Listen("tcp", p.ln.Addr().String())
+		if err != nil {
+			p.t.Errorf("listening on the proxy's address again: %v", err)
+			return
+		}
+		p.ln, p.refused = ln, false
+		go p.serve(ln)
+	}
 }
 
 // config is cfg reaching the API server through the proxy.
 func (p *apiProxy) config(cfg *rest.Config) *rest.Config {
 	cfg = rest.CopyConfig(cfg)
 	u, _ := url.Parse(cfg.Host)
+	p.mu.Lock()
 	u.Host = p.ln.Addr().String()
+	p.mu.Unlock()
 	cfg.Host = u.String()
 	return cfg
 }

@@ -39,6 +39,10 @@ type Env struct {
 	Config *rest.Config
 	// Client is an uncached client for test set-up and assertions.
 	Client client.Client
+	// certDir is the API server's certificate directory, chosen here so
+	// that it survives RestartAPIServer (envtest deletes a directory it
+	// chose itself on every stop, and a restart would then serve a new CA).
+	certDir string
 }
 
 // Options for Start.
@@ -68,6 +72,11 @@ func Start(opts Options) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                operator.NewScheme(),
 	}
+	certDir, err := os.MkdirTemp("", "latchkey-apiserver-")
+	if err != nil {
+		return nil, err
+	}
+	env.ControlPlane.GetAPIServer().CertDir = certDir
 	if opts.Webhooks {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{
 			Paths: []string{filepath.Join(root, "config", "webhook")},
@@ -78,15 +87,44 @@ func Start(opts Options) (*Env, error) {
 		// Start may fail after etcd and kube-apiserver are up (a CRD that
 		// does not install): never leave them running.
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
 	if err != nil {
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
-	return &Env{Environment: env, Config: cfg, Client: c}, nil
+	return &Env{Environment: env, Config: cfg, Client: c, certDir: certDir}, nil
 }
+
+// Stop stops kube-apiserver and etcd and removes their files.
+func (e *Env) Stop() error {
+	err := e.Environment.Stop()
+	_ = os.RemoveAll(e.certDir)
+	return err
+}
+
+// RestartAPIServer stops kube-apiserver and starts it again on the same
+// etcd, address and certificates, as a control-plane upgrade or a crash
+// does: Config and Client work again once it returns. Its watch cache starts
+// empty, so a watch resumed from a resourceVersion older than the restart
+// gets 410 Gone ("too old resource version"). Tests that call it must not
+// run in parallel with others of their package.
+func (e *Env) RestartAPIServer() error {
+	s := e.ControlPlane.GetAPIServer()
+	if err := s.Stop(); err != nil {
+		return fmt.Errorf("stopping kube-apiserver: %w", err)
+	}
+	if err := s.Start(); err != nil {
+		return fmt.Errorf("starting kube-apiserver again: %w", err)
+	}
+	return nil
+}
+
+// EtcdURL is the client URL of the control plane's etcd.
+func (e *Env) EtcdURL() string { return e.ControlPlane.Etcd.URL.String() }
 
 // Main is a TestMain body: it starts the control plane, runs the package's
 // tests and stops it. The Env is stored in *out for the tests.
