@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 )
@@ -19,23 +20,21 @@ import (
 // backing token. A Secret that FromSecret refuses is never turned into one
 // (the cache keeps the Secret, and a lookup fails on it as before).
 type CachedToken struct {
-	metav1.ObjectMeta
+	CachedMeta
 	Token Token
 }
 
 // CachedClaim is a client-id claim as a verifier-only cache holds it.
 type CachedClaim struct {
-	metav1.ObjectMeta
+	CachedMeta
 	Claim Claim
 }
 
 // Cached returns the compact form of a backing token or a client-id claim
 // Secret, or nil when s is neither (or a damaged one). Its metadata keeps
-// what an informer reads: name, namespace, resourceVersion, creation and
-// deletion time.
+// what an informer reads: name, namespace and resourceVersion.
 func Cached(s *corev1.Secret) runtime.Object {
-	meta := metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: s.ResourceVersion,
-		CreationTimestamp: s.CreationTimestamp, DeletionTimestamp: s.DeletionTimestamp}
+	meta := CachedMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: s.ResourceVersion}
 	switch s.Type {
 	case SecretType:
 		t, err := FromSecret(s)
@@ -46,13 +45,13 @@ func Cached(s *corev1.Secret) runtime.Object {
 		t.OwnerKind = intern(t.OwnerKind, KindApiClient, KindCredentialGrant)
 		t.Type = intern(t.Type, TypeClientSecret, string(latchkeyv1alpha1.CredentialTypeBearer),
 			string(latchkeyv1alpha1.CredentialTypeKeyAuth), string(latchkeyv1alpha1.CredentialTypeBasicAuth))
-		return &CachedToken{ObjectMeta: meta, Token: t}
+		return &CachedToken{CachedMeta: meta, Token: t}
 	case ClaimSecretType:
 		c, err := ClaimFromSecret(s)
 		if err != nil {
 			return nil
 		}
-		return &CachedClaim{ObjectMeta: meta, Claim: c}
+		return &CachedClaim{CachedMeta: meta, Claim: c}
 	}
 	return nil
 }
@@ -66,16 +65,14 @@ func (*CachedClaim) GetObjectKind() schema.ObjectKind { return schema.EmptyObjec
 
 // DeepCopyObject implements runtime.Object.
 func (c *CachedToken) DeepCopyObject() runtime.Object {
-	out := &CachedToken{Token: c.Token}
-	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	out := &CachedToken{CachedMeta: c.CachedMeta, Token: c.Token}
 	out.Token.ExpiresAt, out.Token.RetireAt = copyTime(c.Token.ExpiresAt), copyTime(c.Token.RetireAt)
 	return out
 }
 
 // DeepCopyObject implements runtime.Object.
 func (c *CachedClaim) DeepCopyObject() runtime.Object {
-	out := &CachedClaim{Claim: c.Claim}
-	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	out := &CachedClaim{CachedMeta: c.CachedMeta, Claim: c.Claim}
 	return out
 }
 
@@ -96,3 +93,44 @@ func copyTime(t *time.Time) *time.Time {
 	c := *t
 	return &c
 }
+
+// CachedMeta is the object metadata of a cached compact object: its key and
+// resourceVersion, 48 bytes where metav1.ObjectMeta takes 232. It implements
+// metav1.Object (informers and controller-runtime's indexes read the key
+// through it); everything else reads as empty and is not kept when set.
+type CachedMeta struct {
+	Name, Namespace, ResourceVersion string
+}
+
+var _ metav1.Object = (*CachedMeta)(nil)
+
+func (m *CachedMeta) GetNamespace() string                        { return m.Namespace }
+func (m *CachedMeta) SetNamespace(ns string)                      { m.Namespace = ns }
+func (m *CachedMeta) GetName() string                             { return m.Name }
+func (m *CachedMeta) SetName(name string)                         { m.Name = name }
+func (m *CachedMeta) GetResourceVersion() string                  { return m.ResourceVersion }
+func (m *CachedMeta) SetResourceVersion(v string)                 { m.ResourceVersion = v }
+func (*CachedMeta) GetGenerateName() string                       { return "" }
+func (*CachedMeta) SetGenerateName(string)                        {}
+func (*CachedMeta) GetUID() types.UID                             { return "" }
+func (*CachedMeta) SetUID(types.UID)                              {}
+func (*CachedMeta) GetGeneration() int64                          { return 0 }
+func (*CachedMeta) SetGeneration(int64)                           {}
+func (*CachedMeta) GetSelfLink() string                           { return "" }
+func (*CachedMeta) SetSelfLink(string)                            {}
+func (*CachedMeta) GetCreationTimestamp() metav1.Time             { return metav1.Time{} }
+func (*CachedMeta) SetCreationTimestamp(metav1.Time)              {}
+func (*CachedMeta) GetDeletionTimestamp() *metav1.Time            { return nil }
+func (*CachedMeta) SetDeletionTimestamp(*metav1.Time)             {}
+func (*CachedMeta) GetDeletionGracePeriodSeconds() *int64         { return nil }
+func (*CachedMeta) SetDeletionGracePeriodSeconds(*int64)          {}
+func (*CachedMeta) GetLabels() map[string]string                  { return nil }
+func (*CachedMeta) SetLabels(map[string]string)                   {}
+func (*CachedMeta) GetAnnotations() map[string]string             { return nil }
+func (*CachedMeta) SetAnnotations(map[string]string)              {}
+func (*CachedMeta) GetFinalizers() []string                       { return nil }
+func (*CachedMeta) SetFinalizers([]string)                        {}
+func (*CachedMeta) GetOwnerReferences() []metav1.OwnerReference   { return nil }
+func (*CachedMeta) SetOwnerReferences([]metav1.OwnerReference)    {}
+func (*CachedMeta) GetManagedFields() []metav1.ManagedFieldsEntry { return nil }
+func (*CachedMeta) SetManagedFields([]metav1.ManagedFieldsEntry)  {}

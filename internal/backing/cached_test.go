@@ -33,10 +33,10 @@ func TestCached(t *testing.T) {
 	if !reflect.DeepEqual(ct.Token, want) {
 		t.Fatalf("cached token %+v, want %+v", ct.Token, want)
 	}
-	if ct.Name != s.Name || ct.Namespace != s.Namespace || ct.ResourceVersion != "42" {
-		t.Fatalf("cached token metadata %+v", ct.ObjectMeta)
+	if ct.GetName() != s.Name || ct.GetNamespace() != s.Namespace || ct.GetResourceVersion() != "42" {
+		t.Fatalf("cached token metadata %+v", ct.CachedMeta)
 	}
-	if ct.Labels != nil || ct.Annotations != nil {
+	if ct.GetLabels() != nil || ct.GetAnnotations() != nil {
 		t.Fatal("cached token keeps the Secret's maps")
 	}
 	cp := ct.DeepCopyObject().(*CachedToken)

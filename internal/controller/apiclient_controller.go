@@ -225,7 +225,7 @@ func (r *ApiClientReconciler) observe(ctx context.Context, c *latchkeyv1alpha1.A
 		o.RotatedFor = sec.Annotations[latchkeyv1alpha1.AnnotationRotatedFor]
 		o.SecretMatches = string(sec.Data[latchkeyv1alpha1.ClientIDKey]) == st.clientID && onlyKeys(sec.Data, latchkeyv1alpha1.ClientIDKey, latchkeyv1alpha1.ClientSecretKey) &&
 			r.secretMatches(c, sec, o.Tokens, source, &o)
-		o.Tampered = !o.SecretMatches
+		o.Tampered = o.tampered()
 	}
 	return sec, source, o, nil
 }

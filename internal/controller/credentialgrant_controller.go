@@ -182,7 +182,7 @@ func (r *CredentialGrantReconciler) observe(ctx context.Context, g *latchkeyv1al
 		o.RotatedFor = sec.Annotations[latchkeyv1alpha1.AnnotationRotatedFor]
 		o.SecretMatches = string(sec.Data[latchkeyv1alpha1.ClientIDKey]) == st.clientID && tokenMatches(sec, o.SecretTokenID, o.Tokens) &&
 			r.derivedKeysMatch(g, st, sec)
-		o.Tampered = !o.SecretMatches
+		o.Tampered = o.tampered()
 	}
 	return sec, o, nil
 }

@@ -158,6 +158,26 @@ func decide(o observed) plan {
 	return p
 }
 
+// tampered tells an edited consumer Secret from one whose backing token was
+// deleted by hand: when the Secret still names the token id status records
+// as delivered and no backing token of that id exists, the Secret was not
+// edited (nothing is left to compare it with) and the reissue is reported as
+// Reissued, not SecretTampered (docs/credentials.md, "Issued once").
+func (o observed) tampered() bool {
+	if !o.SecretExists || o.SecretMatches {
+		return false
+	}
+	if o.SecretTokenID == "" || o.SecretTokenID != o.DeliveredTokenID {
+		return true
+	}
+	for _, t := range o.Tokens {
+		if t.ID == o.SecretTokenID {
+			return true
+		}
+	}
+	return false
+}
+
 // delivered reports whether some backing token holds a value that a consumer
 // Secret held: the one status records as issued, or one retiring after a
 // rotation.

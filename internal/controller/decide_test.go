@@ -128,3 +128,30 @@ func TestWaitBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A reissue is reported as tampering only when the consumer Secret was
+// edited; a backing token deleted by hand leaves nothing to compare the
+// untouched Secret with, and is a plain Reissued.
+func TestTamperedOrLost(t *testing.T) {
+	tok := func(id string) backing.Token { return backing.Token{ID: id, ClientUID: "c1"} }
+	base := observed{SecretExists: true, SecretTokenID: "a", DeliveredTokenID: "a", ClientUID: "c1", Tokens: []backing.Token{tok("a")}}
+	for _, tc := range []struct {
+		name string
+		f    func(*observed)
+		want bool
+	}{
+		{"consistent", func(o *observed) { o.SecretMatches = true }, false},
+		{"no Secret", func(o *observed) { o.SecretExists = false }, false},
+		{"a key edited, backing token present", func(*observed) {}, true},
+		{"backing token deleted by hand", func(o *observed) { o.Tokens = nil }, false},
+		{"backing token deleted by hand, another token left", func(o *observed) { o.Tokens = []backing.Token{tok("x")} }, false},
+		{"token id edited to one never delivered", func(o *observed) { o.SecretTokenID, o.Tokens = "z", nil }, true},
+		{"token id annotation removed", func(o *observed) { o.SecretTokenID, o.Tokens = "", nil }, true},
+	} {
+		o := base
+		tc.f(&o)
+		if got := o.tampered(); got != tc.want {
+			t.Errorf("%s: tampered = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

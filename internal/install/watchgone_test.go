@@ -301,11 +301,9 @@ func TestWatchGoneAfterCompaction(t *testing.T) {
 	if want := secretsAfter["handdel-token"].tokenID; len(created) != 1 || created[0] != want {
 		problems = append(problems, fmt.Sprintf("backing tokens created after the gap: %v, want only handdel-token's new %s", created, want))
 	}
-	// Events: one Reissued Warning, for handdel-token; no tampering seen.
-	// (docs/credentials.md names the reissue's Event Reissued; the
-	// controller today says SecretTampered, since it cannot compare the
-	// Secret with a hash that is gone: either is a reissue, nothing else is
-	// allowed a Warning.)
+	// Events: one Reissued Warning, for handdel-token (docs/credentials.md:
+	// a backing token deleted by hand is Reissued, not SecretTampered: the
+	// Secret was not touched); no other Warning.
 	var events corev1.EventList
 	if err := env.Client.List(ctx, &events, client.InNamespace(apps)); err != nil {
 		t.Fatal(err)
@@ -315,7 +313,7 @@ func TestWatchGoneAfterCompaction(t *testing.T) {
 		if e.Type != corev1.EventTypeWarning {
 			continue
 		}
-		if (e.Reason == "Reissued" || e.Reason == "SecretTampered") && e.InvolvedObject.Name == "handdel-token" {
+		if e.Reason == "Reissued" && e.InvolvedObject.Name == "handdel-token" {
 			reissued++
 			continue
 		}
