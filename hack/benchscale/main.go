@@ -35,6 +35,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -42,6 +43,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/operator"
@@ -55,6 +57,7 @@ var (
 	idle      = flag.Duration("idle", 5*time.Minute, "how long to count the operator's writes after it converged")
 	unrelated = flag.Int("unrelated", -1, "unrelated 100 KB Secrets for the last figure (default: N)")
 	profiles  = flag.String("heap-profiles", "", "directory to write the heap profiles of the heap figures into (go tool pprof)")
+	cpuProf   = flag.String("cpu-profile", "", "file to write a CPU profile of this process (the operator) while it converges")
 	docPath   = flag.String("doc", "docs/performance.md", "file to write the table into (between bench-scale markers); empty: print only")
 )
 
@@ -121,27 +124,19 @@ func run() error {
 	floorReqs := floorLog.Snapshot()
 	// The operator must not see the floor's objects, nor its Secrets (they
 	// carry Latchkey's label, and some are in the operator namespace: left,
-	// they would count in the operator's heap).
-	if err := parallel(16, *n, func(i int) error {
-		for _, s := range floorSecrets(i) {
-			if err := admin.Delete(ctx, s); err != nil {
-				return err
-			}
+	// they would count in the operator's heap). Deleted by collection: at
+	// N=50,000 one by one would take longer than the floor.
+	step("deleting the floor's objects")
+	for _, del := range []struct {
+		obj client.Object
+		ns  string
+	}{
+		{&corev1.Secret{}, "floor"}, {&corev1.Secret{}, "latchkey-system"},
+		{&latchkeyv1alpha1.ApiClient{}, "floor"}, {&latchkeyv1alpha1.CredentialGrant{}, "floor"},
+	} {
+		if err := deleteAll(ctx, admin, del.obj, del.ns); err != nil {
+			return err
 		}
-		for _, o := range []client.Object{
-			&latchkeyv1alpha1.ApiClient{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("c%05d", i)}},
-			&latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("g%05d", i)}},
-		} {
-			if err := admin.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))); err != nil {
-				return err
-			}
-			if err := admin.Delete(ctx, o); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return err
 	}
 
 	// The operator: the objects exist, then the manager starts.
@@ -163,6 +158,17 @@ func run() error {
 		return err
 	}
 	step("operator converging")
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			stop()
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			stop()
+			return err
+		}
+	}
 	t0 = time.Now()
 	mdone := make(chan error, 1)
 	go func() { mdone <- mgr.Start(mctx) }()
@@ -171,6 +177,9 @@ func run() error {
 		return err
 	}
 	opTime := time.Since(t0)
+	if *cpuProf != "" {
+		pprof.StopCPUProfile()
+	}
 	opReqs := opLog.Snapshot()
 	step("counting writes while idle for %s", *idle)
 	before := opLog.Snapshot()
@@ -299,7 +308,10 @@ func floorWrites(ctx context.Context, c client.Client, i int) error {
 		&latchkeyv1alpha1.CredentialGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("g%05d", i)}},
 	}
 	for _, o := range objs {
-		if err := c.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":["latchkey.dev/floor"]}}`))); err != nil {
+		// The operator's finalizer patch: a metadata merge patch, an
+		// annotation here so that the floor's objects are deleted by
+		// collection afterwards (same request, same write).
+		if err := c.Patch(ctx, o, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"latchkey.dev/floor":"x"}}}`))); err != nil {
 			return err
 		}
 		status := fmt.Sprintf(`{"status":{"tokenID":"floor","issuedAt":%q}}`, time.Now().UTC().Format(time.RFC3339))
@@ -308,6 +320,33 @@ func floorWrites(ctx context.Context, c client.Client, i int) error {
 		}
 	}
 	return nil
+}
+
+// deleteAll deletes every obj-kind object in ns by collection, again until
+// none is left (a collection delete of tens of thousands may outlast the
+// request timeout while the API server goes on deleting).
+func deleteAll(ctx context.Context, c client.Client, obj client.Object, ns string) error {
+	gvk, err := apiutil.GVKForObject(obj, c.Scheme())
+	if err != nil {
+		return err
+	}
+	list, err := c.Scheme().New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err != nil {
+		return err
+	}
+	for range 60 {
+		if err := c.DeleteAllOf(ctx, obj, client.InNamespace(ns)); err != nil && !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+			step("deleting %T in %s: %v (again)", obj, ns, err)
+		}
+		if err := c.List(ctx, list.(client.ObjectList), client.InNamespace(ns), client.Limit(1)); err != nil {
+			return err
+		}
+		if meta.LenList(list) == 0 {
+			return nil
+		}
+		time.Sleep(5 * time.Second)
+	}
+	return fmt.Errorf("%T in %s: not all deleted", obj, ns)
 }
 
 // floorSecrets are the Secrets the floor writes for client i.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/go-logr/logr"
 	"net"
 	"net/http"
 	"strings"
@@ -473,8 +474,17 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	log.Info("Starting the verifier", "namespace", opts.Namespace)
 	go func() { verr <- vmgr.Start(vctx) }()
 
-	for {
+	for rebuilt := false; ; rebuilt = true {
 		mgr, err := NewManager(cfg, copts)
+		if err != nil && rebuilt {
+			// Rebuilding after a lost lease reads the API server (discovery),
+			// which may still be unreachable: try again, the verifier serving
+			// meanwhile, rather than exit and take the verifier with us.
+			mgr, err = retryNewManager(ctx, log, cfg, copts, verr)
+			if err != nil && ctx.Err() != nil {
+				break
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -484,7 +494,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		current.Store(nil)
 		select {
 		case err := <-verr:
-			return fmt.Errorf("running the verifier: %w", err)
+			return verifierStopped(ctx, err)
 		default:
 		}
 		if ctx.Err() != nil {
@@ -599,4 +609,35 @@ func nonZero(d time.Duration) *time.Duration {
 		return nil
 	}
 	return &d
+}
+
+// retryNewManager builds the controllers' manager again until it can (the
+// API server answers discovery), ctx ends, or the verifier stops.
+func retryNewManager(ctx context.Context, log logr.Logger, cfg *rest.Config, opts Options, verr <-chan error) (ctrl.Manager, error) {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		mgr, err := NewManager(cfg, opts)
+		if err == nil {
+			return mgr, nil
+		}
+		log.Info("Cannot build the controllers' manager yet; the verifier goes on serving", "error", err.Error(), "retryIn", delay.String())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-verr:
+			return nil, verifierStopped(ctx, err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// verifierStopped is the error of Run when its verifier's manager returned
+// err: none when it stopped because ctx ended.
+func verifierStopped(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return errors.New("the verifier stopped")
+	}
+	return fmt.Errorf("running the verifier: %w", err)
 }
