@@ -1,8 +1,6 @@
 package backing
 
 import (
-	"time"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -12,19 +10,27 @@ import (
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 )
 
-// CachedToken is a backing token as a verifier-only cache holds it: the
-// Token, parsed once when the informer stores the Secret, under the object
-// metadata an informer needs (name, namespace, UID, resourceVersion). The
-// Secret's labels, annotations and data maps are not kept: they cost more
-// than the token itself, and a verifier-only process reads nothing else of a
-// backing token. A Secret that FromSecret refuses is never turned into one
-// (the cache keeps the Secret, and a lookup fails on it as before).
+// CachedToken is a backing token as Latchkey's caches hold it: the Token,
+// parsed once when the informer stores the Secret, under its name,
+// namespace and resourceVersion. The Secret's labels, annotations and data
+// maps are not kept: they cost more than the token itself. A Secret that
+// FromSecret refuses is never turned into one (the cache keeps the Secret,
+// and a lookup fails on it as before).
+//
+// The verifier reads the record from its indexers. Everything else reads
+// the Secret it stands for: GetLabels and GetAnnotations render the ones
+// Latchkey wrote (event handlers, index functions and label selectors read
+// them), and DeepCopyObject, which controller-runtime's cache calls to hand
+// out an object from Get or List, returns the Secret itself (Token.Secret,
+// with the resourceVersion and creation time), so a client.Reader asking
+// for a corev1.Secret gets one.
 type CachedToken struct {
 	CachedMeta
 	Token Token
 }
 
-// CachedClaim is a client-id claim as a verifier-only cache holds it.
+// CachedClaim is a client-id claim as Latchkey's caches hold it; it
+// renders as its Secret like CachedToken.
 type CachedClaim struct {
 	CachedMeta
 	Claim Claim
@@ -63,17 +69,37 @@ func (*CachedToken) GetObjectKind() schema.ObjectKind { return schema.EmptyObjec
 // GetObjectKind implements runtime.Object.
 func (*CachedClaim) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
-// DeepCopyObject implements runtime.Object.
+// DeepCopyObject returns the Secret the record stands for: what a cache
+// reader hands out for it (see CachedToken).
 func (c *CachedToken) DeepCopyObject() runtime.Object {
-	out := &CachedToken{CachedMeta: c.CachedMeta, Token: c.Token}
-	out.Token.ExpiresAt, out.Token.RetireAt = copyTime(c.Token.ExpiresAt), copyTime(c.Token.RetireAt)
-	return out
+	s := c.Token.Secret(c.Namespace)
+	s.TypeMeta = metav1.TypeMeta{}
+	s.ResourceVersion, s.CreationTimestamp = c.ResourceVersion, metav1.NewTime(c.Token.CreatedAt)
+	return s
 }
 
-// DeepCopyObject implements runtime.Object.
+// GetLabels renders the labels Latchkey wrote on the backing token.
+func (c *CachedToken) GetLabels() map[string]string { return c.Token.Secret(c.Namespace).Labels }
+
+// GetAnnotations renders the annotations Latchkey wrote on it.
+func (c *CachedToken) GetAnnotations() map[string]string {
+	return c.Token.Secret(c.Namespace).Annotations
+}
+
+// DeepCopyObject returns the claim's Secret (see CachedToken).
 func (c *CachedClaim) DeepCopyObject() runtime.Object {
-	out := &CachedClaim{CachedMeta: c.CachedMeta, Claim: c.Claim}
-	return out
+	s := c.Claim.Secret(c.Namespace)
+	s.TypeMeta = metav1.TypeMeta{}
+	s.ResourceVersion = c.ResourceVersion
+	return s
+}
+
+// GetLabels renders the labels Latchkey wrote on the claim.
+func (c *CachedClaim) GetLabels() map[string]string { return c.Claim.Secret(c.Namespace).Labels }
+
+// GetAnnotations renders the annotations Latchkey wrote on the claim.
+func (c *CachedClaim) GetAnnotations() map[string]string {
+	return c.Claim.Secret(c.Namespace).Annotations
 }
 
 // intern returns the constant equal to s, if any, else s.
@@ -84,14 +110,6 @@ func intern(s string, constants ...string) string {
 		}
 	}
 	return s
-}
-
-func copyTime(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	c := *t
-	return &c
 }
 
 // CachedMeta is the object metadata of a cached compact object: its key and

@@ -5,14 +5,15 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
-// A verifier-only cache holds backing tokens and claims compact: the same
-// Token and Claim FromSecret and ClaimFromSecret read, none of the Secret's
-// maps, and nothing for a Secret they refuse.
+// Latchkey's caches hold backing tokens and claims compact: the same Token
+// and Claim FromSecret and ClaimFromSecret read, and nothing for a Secret
+// they refuse; a cache reader gets the Secret back.
 func TestCached(t *testing.T) {
 	tok, _ := token.New()
 	exp := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -36,19 +37,32 @@ func TestCached(t *testing.T) {
 	if ct.GetName() != s.Name || ct.GetNamespace() != s.Namespace || ct.GetResourceVersion() != "42" {
 		t.Fatalf("cached token metadata %+v", ct.CachedMeta)
 	}
-	if ct.GetLabels() != nil || ct.GetAnnotations() != nil {
-		t.Fatal("cached token keeps the Secret's maps")
+	// What a cache reader gets: the Secret, which reads as the same token.
+	sec, ok := ct.DeepCopyObject().(*corev1.Secret)
+	if !ok {
+		t.Fatalf("DeepCopyObject = %T, want the Secret", ct.DeepCopyObject())
 	}
-	cp := ct.DeepCopyObject().(*CachedToken)
-	*cp.Token.ExpiresAt = time.Time{}
-	if !ct.Token.ExpiresAt.Equal(exp) {
-		t.Fatal("DeepCopyObject shares ExpiresAt")
+	if back, err := FromSecret(sec); err != nil || !reflect.DeepEqual(back, want) {
+		t.Fatalf("the Secret a cache reader gets reads %+v (%v), want %+v", back, err, want)
+	}
+	if sec.ResourceVersion != "42" || !reflect.DeepEqual(ct.GetLabels(), s.Labels) || !reflect.DeepEqual(ct.GetAnnotations(), s.Annotations) {
+		t.Fatalf("rendered metadata: rv %q labels %v annotations %v, want %v %v", sec.ResourceVersion, ct.GetLabels(), ct.GetAnnotations(), s.Labels, s.Annotations)
+	}
+	sec.Labels[LabelOwnerUID] = "changed"
+	if ct.Token.OwnerUID != "u1" {
+		t.Fatal("the handed-out Secret shares the record")
 	}
 
 	claim := Claim{ClientID: "id_abc", ClientUID: "u1", OwnerNamespace: "team-a", OwnerName: "blog"}
 	cc, ok := Cached(claim.Secret("latchkey-system")).(*CachedClaim)
 	if !ok || cc.Claim != claim {
 		t.Fatalf("Cached(claim) = %+v", Cached(claim.Secret("latchkey-system")))
+	}
+	if back, err := ClaimFromSecret(cc.DeepCopyObject().(*corev1.Secret)); err != nil || back != claim {
+		t.Fatalf("the claim's Secret reads %+v (%v)", back, err)
+	}
+	if cc.GetLabels()[LabelComponent] != ComponentClaim || cc.GetAnnotations()[AnnotationClientID] != "id_abc" {
+		t.Fatalf("claim metadata: %v %v", cc.GetLabels(), cc.GetAnnotations())
 	}
 
 	damaged := in.Secret("latchkey-system")

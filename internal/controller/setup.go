@@ -58,7 +58,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	st := store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: opts.Namespace, issued: newExpectations()}
 	if err := index.Namespaced(context.Background(), mgr.GetCache(), &corev1.Secret{}, IndexBackingTokenOwner,
 		func(o any) []string {
-			// The same Secrets as backing.OwnerSelector selects.
+			// The same Secrets as backing.OwnerSelector selects; the cache
+			// holds those it can read compact (backing.Cached).
+			if t, ok := o.(*backing.CachedToken); ok && t.Namespace == opts.Namespace && t.Token.OwnerUID != "" {
+				return []string{string(t.Token.OwnerUID)}
+			}
 			if s, ok := o.(*corev1.Secret); ok && s.Namespace == opts.Namespace && s.Labels[backing.LabelComponent] == backing.ComponentValue {
 				if uid := s.Labels[backing.LabelOwnerUID]; uid != "" {
 					return []string{uid}

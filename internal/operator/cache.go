@@ -137,14 +137,13 @@ func (o ownedSecrets) owns(s *corev1.Secret) bool {
 // other kind) and trims what Latchkey does not own. It mutates the object it
 // is given, before the informer stores it, and is idempotent.
 //
-// In a verifier-only process it also stores backing tokens and client-id
-// claims in their compact form (backing.Cached): what verification reads,
-// parsed once, without the Secret's maps. Only the verifier's lookups read
-// them (identity.go); nothing in that process reads them as Secrets.
+// It stores Latchkey's backing tokens and client-id claims in their compact
+// form (backing.Cached): parsed once, without the Secret's maps. The
+// verifier reads the records (identity.go); every cache reader asking for a
+// Secret gets the Secret they stand for (see backing.CachedToken).
 func secretTransform(opts Options) toolscache.TransformFunc {
 	owned := newOwnedSecrets(opts)
 	strip := cache.TransformStripManagedFields()
-	compact := opts.VerifierOnly
 	return func(in any) (any, error) {
 		switch in.(type) {
 		case *backing.CachedToken, *backing.CachedClaim:
@@ -159,7 +158,7 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 		case !ok:
 		case !owned.owns(s):
 			trimSecret(s)
-		case compact:
+		default:
 			if c := backing.Cached(s); c != nil {
 				if m, err := meta.Accessor(c); err == nil {
 					m.SetNamespace(owned.intern(s.Namespace))

@@ -297,10 +297,10 @@ func TestDefaultsShareInformersWithVerifier(t *testing.T) {
 	}
 }
 
-// A verifier-only cache stores Latchkey's backing tokens and claims in
-// their compact forms, and of ApiClients and CredentialGrants only what
-// verification reads; a full manager's cache keeps them whole, and a
-// tenant's Secret of the backing-token type is never compacted.
+// Latchkey's caches store its backing tokens and claims in their compact
+// forms (a tenant's Secret of the backing-token type never); a verifier-only
+// cache keeps of ApiClients and CredentialGrants only what verification
+// reads.
 func TestVerifierOnlyCacheIsCompact(t *testing.T) {
 	tok := backing.Token{ID: "abcdefghijklmnop", Hash: "h", OwnerKind: backing.KindApiClient, OwnerNamespace: "a",
 		OwnerName: "blog", OwnerUID: "u1", ClientUID: "u1", ClientID: "id_abc", Type: backing.TypeClientSecret}
@@ -323,7 +323,7 @@ func TestVerifierOnlyCacheIsCompact(t *testing.T) {
 	if out, _ := only(tok.Secret("tenant")); reflect.TypeOf(out) != reflect.TypeFor[*corev1.Secret]() || out.(*corev1.Secret).Data != nil {
 		t.Fatalf("a tenant's Secret of the backing-token type: %T %+v", out, out)
 	}
-	if out, _ := secretTransform(Options{Namespace: "lk"})(tok.Secret("lk")); reflect.TypeOf(out) != reflect.TypeFor[*corev1.Secret]() {
+	if out, _ := secretTransform(Options{Namespace: "lk"})(tok.Secret("lk")); reflect.TypeOf(out) != reflect.TypeFor[*backing.CachedToken]() {
 		t.Fatalf("full manager: %T", out)
 	}
 
