@@ -64,6 +64,7 @@ var (
 	trials      = flag.Int("trials", 100, "revocation and informer-floor trials")
 	rounds      = flag.Int("rounds", 5, "scenarios run interleaved in this many rounds, so background load on the machine hits them alike")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the verifier process while wrk drives the valid-token scenario (last round) to this file")
+	httpOnly    = flag.Bool("http-only", false, "run only the wrk scenarios (HTTP verify and the null handlers), for measuring a change of the hot path")
 	serveMode   = flag.Bool("serve", false, "internal: be the child that serves the verifier and the null handlers (serve.go)")
 	kubeconfig  = flag.String("serve-kubeconfig", "", "internal: the child's kubeconfig")
 )
@@ -258,6 +259,9 @@ func run() error {
 			perRound[i] = append(perRound[i], r)
 		}
 		for i, sc := range scenarios {
+			if *httpOnly {
+				break
+			}
 			var r result
 			if sc.grpc != nil {
 				r = loadGRPC(sc.name, per, sc.grpcAddr, sc.grpc)
@@ -292,12 +296,20 @@ func run() error {
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), *concurrency, *duration, *rounds, pin, runtime.GOMAXPROCS(0))
 	fmt.Println("| scenario | requests | errors | req/s | p50 | p99 |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|")
-	for _, r := range append(httpResults, results...) {
+	all := httpResults
+	if !*httpOnly {
+		all = append(all, results...)
+	}
+	for _, r := range all {
 		fmt.Printf("| %s | %d | %d | %.0f | %v | %v |\n", r.name, r.requests, r.errors, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
 	}
 	fmt.Println("\nHTTP figures: wrk's req/s summed over the rounds; p50 and p99: the median of the rounds' own.")
 	fmt.Println()
 	printRatios(perRound[0], perRound[1], perRound[2])
+	printRounds(httpScenarios, perRound)
+	if *httpOnly {
+		return nil
+	}
 	validR, tr := httpResults[0], results[3]
 	nullGRPCR, checkR := results[0], results[1]
 	fmt.Printf("\n| revocation (%d trials) | p50 | p99 |\n|---|---:|---:|\n", *trials)

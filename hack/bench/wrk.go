@@ -213,3 +213,25 @@ func printRatios(verify, null, headers []wrkResult) {
 	}
 	fmt.Println()
 }
+
+// printRounds prints each round's req/s and p99, so that a disturbed round
+// shows.
+func printRounds(scs []wrkScenario, perRound [][]wrkResult) {
+	fmt.Print("| round |")
+	for _, sc := range scs {
+		fmt.Printf(" %s req/s | p99 |", sc.name)
+	}
+	fmt.Print("\n|---:|")
+	for range scs {
+		fmt.Print("---:|---:|")
+	}
+	fmt.Println()
+	for i := range perRound[0] {
+		fmt.Printf("| %d |", i+1)
+		for j := range scs {
+			fmt.Printf(" %.0f | %v |", perRound[j][i].rps, perRound[j][i].p99)
+		}
+		fmt.Println()
+	}
+	fmt.Println()
+}
