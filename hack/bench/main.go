@@ -247,10 +247,19 @@ func run() error {
 					return err
 				}
 			}
+			cpu0, err := cpuTime(child.pid)
+			if err != nil {
+				return err
+			}
 			r, err := runWrk(sc.url, sc.auth, *concurrency, per)
 			if err != nil {
 				return fmt.Errorf("%s: %w", sc.name, err)
 			}
+			cpu1, err := cpuTime(child.pid)
+			if err != nil {
+				return err
+			}
+			r.serverCPU = cpu1 - cpu0
 			if profile {
 				if err := command("stop"); err != nil {
 					return err

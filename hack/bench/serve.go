@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,36 @@ import (
 // served is what the child prints, as one JSON line, once it listens.
 type served struct {
 	Verify, Null, Headers string
+	// pid is the child's process id (not printed: the parent knows it).
+	pid int
+}
+
+// cpuTime is the CPU time all threads of process pid have run, from the
+// scheduler's own accounting (/proc/<pid>/task/*/schedstat, nanoseconds):
+// the server's CPU per request, which waiting for a CPU that other
+// processes hold does not change, unlike req/s.
+func cpuTime(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no schedstat for process %d: %v", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q: %w", t, b, err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
 }
 
 // serveChild starts the child and waits for its addresses. Lines written
@@ -69,6 +101,7 @@ func serveChild(kubeconfig string) (served, func(string) error, func(), error) {
 		stop()
 		return served{}, nil, nil, fmt.Errorf("bench -serve: %q: %w", lines.Text(), err)
 	}
+	s.pid = cmd.Process.Pid // taskset execs the command: same process
 	command := func(c string) error {
 		if _, err := fmt.Fprintln(in, c); err != nil {
 			return err

@@ -22,6 +22,17 @@ type wrkResult struct {
 	elapsed      time.Duration
 	rps          float64
 	p50, p99     time.Duration
+	// serverCPU is the CPU time the server process used during the run
+	// (set by the caller, not parsed).
+	serverCPU time.Duration
+}
+
+// cpuPerRequest is the server's CPU time per answered request.
+func (r wrkResult) cpuPerRequest() time.Duration {
+	if r.requests == 0 {
+		return 0
+	}
+	return r.serverCPU / time.Duration(r.requests)
 }
 
 // wrkCommand is the wrk invocation for one scenario: one thread, conns
@@ -181,6 +192,8 @@ func ratios(verify, null, headers []wrkResult) []ratioGoal {
 		{name: "req/s verify / bare null", min: 0.8},
 		{name: "p99 verify / p99 null + same headers", max: 1.5},
 		{name: "p99 verify / p99 bare null", max: 1.5},
+		{name: "server CPU per request: null + same headers / verify (the req/s ratio without other processes' load)", min: 0.9},
+		{name: "server CPU per request: bare null / verify", min: 0.8},
 	}
 	for i := range min(len(verify), len(null), len(headers)) {
 		v, n, h := verify[i], null[i], headers[i]
@@ -188,6 +201,10 @@ func ratios(verify, null, headers []wrkResult) []ratioGoal {
 		gs[1].perRound = append(gs[1].perRound, v.rps/n.rps)
 		gs[2].perRound = append(gs[2].perRound, float64(v.p99)/float64(h.p99))
 		gs[3].perRound = append(gs[3].perRound, float64(v.p99)/float64(n.p99))
+		if v.cpuPerRequest() > 0 {
+			gs[4].perRound = append(gs[4].perRound, float64(h.cpuPerRequest())/float64(v.cpuPerRequest()))
+			gs[5].perRound = append(gs[5].perRound, float64(n.cpuPerRequest())/float64(v.cpuPerRequest()))
+		}
 	}
 	return gs
 }
@@ -219,17 +236,18 @@ func printRatios(verify, null, headers []wrkResult) {
 func printRounds(scs []wrkScenario, perRound [][]wrkResult) {
 	fmt.Print("| round |")
 	for _, sc := range scs {
-		fmt.Printf(" %s req/s | p99 |", sc.name)
+		fmt.Printf(" %s req/s | p99 | CPU/req |", sc.name)
 	}
 	fmt.Print("\n|---:|")
 	for range scs {
-		fmt.Print("---:|---:|")
+		fmt.Print("---:|---:|---:|")
 	}
 	fmt.Println()
 	for i := range perRound[0] {
 		fmt.Printf("| %d |", i+1)
 		for j := range scs {
-			fmt.Printf(" %.0f | %v |", perRound[j][i].rps, perRound[j][i].p99)
+			w := perRound[j][i]
+			fmt.Printf(" %.0f | %v | %v |", w.rps, w.p99, w.cpuPerRequest().Round(100*time.Nanosecond))
 		}
 		fmt.Println()
 	}

@@ -96,7 +96,7 @@ func TestRatios(t *testing.T) {
 		median float64
 		ok     bool
 	}{
-		{0, 45000.0 / 48000, true}, // medians of 0.9375, 0.75, 0.92
+		{0, 46000.0 / 50000, true}, // the median of 0.9375, 0.75, 0.92
 		{1, 0.9, true},             // 0.9, 0.6, 0.92
 		{2, 1.5, true},             // 1.5, 4.5, 1.0: ≤ 1.5 holds at 1.5
 		{3, 1.5, true},
