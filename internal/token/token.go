@@ -177,8 +177,13 @@ func checksum(body string) string {
 // checksumBytes is the CRC-32 of body in 6 base62 digits, computed without
 // allocating (Parse runs on every verification).
 func checksumBytes(body string) [ChecksumLen]byte {
-	var buf [Len]byte
-	n := crc32.ChecksumIEEE(append(buf[:0], body...))
+	// CRC-32 (IEEE) of body, computed over the string itself: handing a
+	// byte slice to crc32 would move it to the heap, on every verification.
+	n := ^uint32(0)
+	for i := 0; i < len(body); i++ {
+		n = crc32.IEEETable[byte(n)^body[i]] ^ (n >> 8)
+	}
+	n = ^n
 	var out [ChecksumLen]byte
 	for i := ChecksumLen - 1; i >= 0; i-- {
 		out[i] = base62[n%62]

@@ -403,10 +403,14 @@ func parseForm(r *http.Request) string {
 
 func splitValues(vals []string) []string {
 	if len(vals) == 1 && !strings.Contains(vals[0], ",") {
-		if v := strings.TrimSpace(vals[0]); v != "" {
+		switch v := strings.TrimSpace(vals[0]); {
+		case v == "":
+			return nil
+		case v == vals[0]:
+			return vals[:1:1] // the common case, no allocation (read-only)
+		default:
 			return []string{v}
 		}
-		return nil
 	}
 	var out []string
 	for _, v := range vals {

@@ -229,8 +229,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	}
 	shutdown := 5 * time.Second
 	srv := &manager.Server{
-		Name:     "verifier",
-		Listener: ln,
+		Name:            "verifier",
+		Listener:        ln,
 		Server:          NewHTTPServer(withSource(s)),
 		ShutdownTimeout: &shutdown,
 	}
