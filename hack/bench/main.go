@@ -63,7 +63,7 @@ var (
 	concurrency = flag.Int("concurrency", 16, "concurrent keep-alive connections")
 	trials      = flag.Int("trials", 100, "revocation and informer-floor trials")
 	rounds      = flag.Int("rounds", 5, "scenarios run interleaved in this many rounds, so background load on the machine hits them alike")
-	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the verifier process while wrk drives the valid-token scenario (last round) to this file")
+	cpuProfile  = flag.String("cpuprofile", "", "write CPU profiles of the server process while wrk drives each HTTP scenario (last round) to this path with the scenario's short name appended (.verify, .null, .headers, .unknown)")
 	httpOnly    = flag.Bool("http-only", false, "run only the wrk scenarios (HTTP verify and the null handlers), for measuring a change of the hot path")
 	serveMode   = flag.Bool("serve", false, "internal: be the child that serves the verifier and the null handlers (serve.go)")
 	kubeconfig  = flag.String("serve-kubeconfig", "", "internal: the child's kubeconfig")
@@ -191,10 +191,10 @@ func run() error {
 		return fmt.Errorf("the pinned verifier: %w", err)
 	}
 	httpScenarios := []wrkScenario{
-		{name: "verify, valid token (wrk)", url: child.Verify, auth: "Bearer " + valid, want: http.StatusOK},
-		{name: "null handler (wrk)", url: child.Null, auth: "Bearer " + valid, want: http.StatusOK},
-		{name: "null handler + the six identity headers (wrk)", url: child.Headers, auth: "Bearer " + valid, want: http.StatusOK},
-		{name: "verify, unknown token (wrk)", url: child.Verify, auth: "Bearer " + unknown[0], want: http.StatusUnauthorized},
+		{name: "verify, valid token (wrk)", short: "verify", url: child.Verify, auth: "Bearer " + valid, want: http.StatusOK},
+		{name: "null handler (wrk)", short: "null", url: child.Null, auth: "Bearer " + valid, want: http.StatusOK},
+		{name: "null handler + the six identity headers (wrk)", short: "headers", url: child.Headers, auth: "Bearer " + valid, want: http.StatusOK},
+		{name: "verify, unknown token (wrk)", short: "unknown", url: child.Verify, auth: "Bearer " + unknown[0], want: http.StatusUnauthorized},
 	}
 
 	saToken, err := serviceAccountToken(ctx, env.Config)
@@ -241,9 +241,9 @@ func run() error {
 	per := *duration / time.Duration(*rounds)
 	for round := range *rounds {
 		for i, sc := range httpScenarios {
-			profile := *cpuProfile != "" && i == 0 && round == *rounds-1
+			profile := *cpuProfile != "" && round == *rounds-1
 			if profile {
-				if err := command("profile " + *cpuProfile); err != nil {
+				if err := command("profile " + *cpuProfile + "." + sc.short); err != nil {
 					return err
 				}
 			}

@@ -129,8 +129,8 @@ func parseWrk(out string) (wrkResult, error) {
 // wrkScenario is one HTTP scenario driven by wrk: every answer must have
 // status want.
 type wrkScenario struct {
-	name, url, auth string
-	want            int
+	name, short, url, auth string
+	want                   int
 }
 
 // summary folds the rounds of a scenario into one row: requests and time

@@ -154,7 +154,7 @@ func FuzzParse(f *testing.F) {
 
 // The checksum is CRC-32 (IEEE) of the body, whatever computes it.
 func TestChecksumIsCRC32(t *testing.T) {
-	for _, body := range []string{"", "lk_", "lk_abcdefghijklmnop_" + strings.Repeat("x", 43), strings.Repeat("\xff", 200)} {
+	for _, body := range []string{"", "a", "1234567", "12345678", "123456789", "lk_", "lk_abcdefghijklmnop_" + strings.Repeat("x", 43), strings.Repeat("\xff", 200), "\x00\x01\x80\xfe"} {
 		n := crc32.ChecksumIEEE([]byte(body))
 		var want [ChecksumLen]byte
 		for i := ChecksumLen - 1; i >= 0; i-- {

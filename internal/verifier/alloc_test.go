@@ -61,3 +61,17 @@ func TestVerifyValidTokenAllocations(t *testing.T) {
 		})
 	}
 }
+
+// The keys headerGet is given are canonical: it must find what Get finds.
+func TestHeaderGetKeysAreCanonical(t *testing.T) {
+	for _, k := range []string{"Authorization", "X-Api-Key", "X-Forwarded-For", HeaderRequirePermission, HeaderRequireTenant} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical (%q): headerGet would miss it", k, c)
+		}
+		h := http.Header{}
+		h.Set(k, "v")
+		if got := headerGet(h, k); got != "v" {
+			t.Errorf("headerGet(%q) = %q, want v", k, got)
+		}
+	}
+}

@@ -327,7 +327,7 @@ type callerKey struct{}
 // forward-auth hot path keeps its allocations.
 func withSource(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if auth := r.Header.Get("Authorization"); len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") {
+		if auth := headerGet(r.Header, "Authorization"); len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") {
 			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, remoteAddr(r)))
 		}
 		h.ServeHTTP(w, r)
