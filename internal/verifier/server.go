@@ -403,10 +403,10 @@ func parseForm(r *http.Request) string {
 
 func splitValues(vals []string) []string {
 	if len(vals) == 1 && !strings.Contains(vals[0], ",") {
-		switch v := strings.TrimSpace(vals[0]); {
-		case v == "":
+		switch v := strings.TrimSpace(vals[0]); v {
+		case "":
 			return nil
-		case v == vals[0]:
+		case vals[0]:
 			return vals[:1:1] // the common case, no allocation (read-only)
 		default:
 			return []string{v}
