@@ -3,6 +3,7 @@ package verifier
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,4 +112,39 @@ func must(t *testing.T, err error) {
 func (w *memWorld) grantObj() *latchkeyv1alpha1.CredentialGrant {
 	o, _, _ := w.grants.GetByKey("ns/g")
 	return o.(*latchkeyv1alpha1.CredentialGrant)
+}
+
+// TestMemoConcurrent: verifications of one token and changes of its grant
+// race freely (go test -race); every answer is one of the two verdicts.
+func TestMemoConcurrent(t *testing.T) {
+	s, tok, w := memServer(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			cp := w.grantObj().DeepCopy()
+			cp.Spec.Description = string(rune('a' + i%26))
+			if err := w.grants.Update(cp); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 500 {
+				req := httptest.NewRequest(http.MethodGet, "/v1/verify", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					t.Errorf("status %d, want 200", rec.Code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	<-done
 }
