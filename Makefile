@@ -139,9 +139,10 @@ console-screenshots: test-peers ## Regenerate docs/console/*.png: the console's 
 	PATH="$$PATH:/usr/sbin" KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" LATCHKEY_CONSOLE_SCREENSHOTS="$(CURDIR)/docs/console" go test ./internal/console/suite -count=1 -run 'TestConsole(DecidimFlow|KallitheaFlow|RBAC|Catalog)'
 
 .PHONY: bench
-bench: ## Verifier figures on this machine: handler ns/op (HTTP verify, gRPC Check), then req/s and p50/p99 vs null HTTP and gRPC handlers and TokenReview, and revocation latency.
+bench: ## Verifier figures on this machine: handler ns/op (HTTP verify, gRPC Check), then req/s and p50/p99 vs null HTTP (wrk, installed from Debian if missing) and gRPC handlers and TokenReview, and revocation latency.
 	go test ./internal/verifier -run '^$$' -bench 'BenchmarkVerifyHandler|BenchmarkGRPCCheck' -benchmem -benchtime 2s
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/bench -duration $(BENCH_DURATION) 2>/dev/null
+	hack/test-peers.sh wrk:wrk taskset:util-linux
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/bench -duration $(BENCH_DURATION) $(BENCH_FLAGS) 2>/dev/null
 
 N ?= 1000
 BENCH_SCALE_IDLE ?= 5m

@@ -12,7 +12,10 @@
 #   chromium chromium      internal/console/suite (the console in a real, headless browser)
 #   npm    npm             fetches axe-core (below) when it is not cached yet
 #
-# It also puts axe-core (the accessibility checker the console's browser tests
+# With arguments, it installs only the peers named, as command:package pairs,
+# and nothing else (make bench: hack/test-peers.sh wrk:wrk taskset:util-linux).
+#
+# Without arguments, it also puts axe-core (the accessibility checker the console's browser tests
 # inject) from the npm registry into the cache, once: npm pack, unpacked into
 # ${XDG_CACHE_HOME:-~/.cache}/latchkey/axe-core/package/axe.min.js.
 set -euo pipefail
@@ -36,6 +39,15 @@ peers=(
   "chromium chromium"
   "npm npm"
 )
+
+if (($# > 0)); then
+  peers=()
+  for a in "$@"; do
+    [[ "${a}" == *:* ]] || { echo "test-peers: ${a}: want command:package, e.g. wrk:wrk" >&2; exit 2; }
+    peers+=("${a%%:*} ${a#*:}")
+  done
+  fetch_axe() { :; }
+fi
 
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
 

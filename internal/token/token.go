@@ -177,12 +177,42 @@ func checksum(body string) string {
 // checksumBytes is the CRC-32 of body in 6 base62 digits, computed without
 // allocating (Parse runs on every verification).
 func checksumBytes(body string) [ChecksumLen]byte {
-	var buf [Len]byte
-	n := crc32.ChecksumIEEE(append(buf[:0], body...))
+	n := crc32IEEE(body)
 	var out [ChecksumLen]byte
 	for i := ChecksumLen - 1; i >= 0; i-- {
 		out[i] = base62[n%62]
 		n /= 62
 	}
 	return out
+}
+
+// crc32Slicing8 are the slicing-by-8 tables of CRC-32 (IEEE).
+var crc32Slicing8 = func() (t [8][256]uint32) {
+	t[0] = *crc32.IEEETable
+	for i := range 256 {
+		c := t[0][i]
+		for j := 1; j < 8; j++ {
+			c = t[0][c&0xff] ^ c>>8
+			t[j][i] = c
+		}
+	}
+	return t
+}()
+
+// crc32IEEE is crc32.ChecksumIEEE of s, computed over the string itself:
+// handing a byte slice to crc32 moves it to the heap, on every
+// verification. Slicing-by-8, eight bytes a step.
+func crc32IEEE(s string) uint32 {
+	t := &crc32Slicing8
+	n := ^uint32(0)
+	for len(s) >= 8 {
+		n ^= uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+		n = t[0][s[7]] ^ t[1][s[6]] ^ t[2][s[5]] ^ t[3][s[4]] ^
+			t[4][n>>24] ^ t[5][n>>16&0xff] ^ t[6][n>>8&0xff] ^ t[7][n&0xff]
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		n = t[0][byte(n)^s[i]] ^ n>>8
+	}
+	return ^n
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"hash/crc32"
 	"strings"
 	"testing"
 )
@@ -149,4 +150,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted %q but formats it as %q", s, got.String())
 		}
 	})
+}
+
+// The checksum is CRC-32 (IEEE) of the body, whatever computes it.
+func TestChecksumIsCRC32(t *testing.T) {
+	for _, body := range []string{"", "a", "1234567", "12345678", "123456789", "lk_", "lk_abcdefghijklmnop_" + strings.Repeat("x", 43), strings.Repeat("\xff", 200), "\x00\x01\x80\xfe"} {
+		n := crc32.ChecksumIEEE([]byte(body))
+		var want [ChecksumLen]byte
+		for i := ChecksumLen - 1; i >= 0; i-- {
+			want[i] = base62[n%62]
+			n /= 62
+		}
+		if got := checksumBytes(body); got != want {
+			t.Errorf("checksum of %q: %q, want %q", body, got, want)
+		}
+	}
 }

@@ -88,6 +88,10 @@ type authenticator struct {
 	keySecret, issuer, audience string
 	accessTTL                   time.Duration
 	keyCache                    keyCache
+
+	// memo holds what grantSecret derived for recently verified tokens
+	// (memo.go).
+	memo grantMemo
 }
 
 func (a *authenticator) authenticate(ctx context.Context, p presented) (Identity, error) {
@@ -119,7 +123,12 @@ func (a *authenticator) authenticate(ctx context.Context, p presented) (Identity
 // generated (SHA-256 of 256 random bits): no failure limiter, so a correct
 // token is never turned away, whatever was sent before.
 func (a *authenticator) grantSecret(ctx context.Context, tokenID, secret string) (Identity, error) {
-	t, err := a.token(ctx, tokenID)
+	if e := a.memo.get(tokenID); e != nil {
+		if id, err, ok := a.fromMemo(e, secret); ok {
+			return id, err
+		}
+	}
+	t, sec, err := a.tokenSecret(ctx, tokenID)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -150,10 +159,15 @@ func (a *authenticator) grantSecret(ctx context.Context, tokenID, secret string)
 	if err != nil {
 		return Identity{}, err
 	}
-	if err := a.holds(ctx, t); err != nil {
+	claim, err := a.holdsClaim(ctx, t)
+	if err != nil {
 		return Identity{}, err
 	}
-	return grantIdentity(c, g, t), nil
+	id := grantIdentity(c, g, t)
+	if !strings.HasPrefix(t.Hash, token.SchemeArgon2id) {
+		a.remember(t, sec, g, c, claim, id)
+	}
+	return id, nil
 }
 
 // clientSecret verifies an ApiClient's client id and secret. During a
@@ -313,7 +327,7 @@ type callerKey struct{}
 // forward-auth hot path keeps its allocations.
 func withSource(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if auth := r.Header.Get("Authorization"); len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") {
+		if auth := headerGet(r.Header, "Authorization"); len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") {
 			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, remoteAddr(r)))
 		}
 		h.ServeHTTP(w, r)

@@ -145,6 +145,9 @@ func (s *Server) outOfScope(id Identity, q checkQuery) decision {
 // headerValues are the identity headers' values, in the order of
 // identityHeaderNames (one allocation).
 func (id *Identity) headerValues() []string {
+	if id.headers != nil {
+		return id.headers
+	}
 	return []string{id.ClientID, id.Tenant, id.permissionList(), id.TokenID,
 		strconv.FormatBool(id.AllowImpersonate), strconv.FormatBool(id.AllowLogin)}
 }

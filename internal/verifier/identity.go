@@ -64,6 +64,9 @@ type Identity struct {
 
 	// owner is the object whose status records usage.
 	owner usageKey
+	// headers, when set, are headerValues precomputed (memo.go); shared,
+	// read-only.
+	headers []string
 }
 
 // Outcome names why a credential was rejected; it is the result label of
@@ -145,24 +148,40 @@ func newGrant() *latchkeyv1alpha1.CredentialGrant { return &latchkeyv1alpha1.Cre
 
 // token returns the backing token with this id, or a rejection.
 func (l lookup) token(ctx context.Context, id string) (backing.Token, error) {
+	t, _, err := l.tokenSecret(ctx, id)
+	return t, err
+}
+
+// tokenSecret is token, returning the informer's object it read as well: a
+// *backing.CachedToken (what the caches hold of a readable backing token)
+// or a *corev1.Secret.
+func (l lookup) tokenSecret(ctx context.Context, id string) (backing.Token, any, error) {
 	if l.secrets != nil {
-		// A verifier-only cache holds the token parsed (backing.Cached).
 		o, ok, err := l.secrets.GetByKey(l.namespace + "/" + backing.Name(id))
 		if err != nil {
-			return backing.Token{}, err
+			return backing.Token{}, nil, err
 		}
-		if c, isCached := o.(*backing.CachedToken); ok && isCached {
-			return c.Token, nil
+		if !ok {
+			return backing.Token{}, nil, reject(OutcomeUnknown)
 		}
+		switch o := o.(type) {
+		case *backing.CachedToken:
+			return o.Token, o, nil
+		case *corev1.Secret: // one FromSecret refused when it was stored
+			t, err := backing.FromSecret(o)
+			return t, o, err
+		}
+		return backing.Token{}, nil, fmt.Errorf("informer holds %T, not a backing token", o)
 	}
-	sec, err := get(ctx, l, l.secrets, l.namespace, backing.Name(id), newSecret)
+	sec, err := get(ctx, l, nil, l.namespace, backing.Name(id), newSecret)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return backing.Token{}, reject(OutcomeUnknown)
+			return backing.Token{}, nil, reject(OutcomeUnknown)
 		}
-		return backing.Token{}, err
+		return backing.Token{}, nil, err
 	}
-	return backing.FromSecret(sec)
+	t, err := backing.FromSecret(sec)
+	return t, sec, err
 }
 
 // clientSecretTokens returns the backing tokens of a client id's secret
@@ -203,46 +222,53 @@ func (l lookup) clientSecretTokens(ctx context.Context, clientID string) ([]back
 // reconciled since an upgrade) is not ambiguity: backing tokens are written
 // only by the operator, after it claimed the id.
 func (l lookup) holds(ctx context.Context, t backing.Token) error {
+	_, err := l.holdsClaim(ctx, t)
+	return err
+}
+
+// holdsClaim is holds, returning the informer's claim object it read
+// (*backing.CachedClaim or *corev1.Secret; nil: none).
+func (l lookup) holdsClaim(ctx context.Context, t backing.Token) (any, error) {
 	// A backing token revoked through /oauth2/revoke is rejected from the
 	// moment its record arrives, before the operator deletes it.
 	if err := l.revoked(ctx, backing.RevokedToken, t.ID); err != nil {
-		return err
+		return nil, err
 	}
 	var sec *corev1.Secret
 	if l.secrets != nil {
 		// The hot path: one indexer lookup, no error built for a miss.
 		o, ok, err := l.secrets.GetByKey(backing.ClaimKey(l.namespace, t.ClientID))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
-			return nil
+			return nil, nil
 		}
 		if c, isCached := o.(*backing.CachedClaim); isCached {
 			if c.Claim.ClientUID != t.ClientUID || c.Claim.ClientID != t.ClientID {
-				return reject(OutcomeRevoked)
+				return nil, reject(OutcomeRevoked)
 			}
-			return nil
+			return c, nil
 		}
 		if sec, ok = o.(*corev1.Secret); !ok {
-			return fmt.Errorf("informer holds %T, not a Secret", o)
+			return nil, fmt.Errorf("informer holds %T, not a Secret", o)
 		}
 	} else {
 		s, err := get(ctx, l, nil, l.namespace, backing.ClaimName(t.ClientID), newSecret)
 		if apierrors.IsNotFound(err) {
-			return nil
+			return nil, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		sec = s
 	}
 	// The name is derived from the id, so the id and holder suffice.
 	if sec.Type != backing.ClaimSecretType || sec.Labels[backing.LabelClientUID] != string(t.ClientUID) ||
 		sec.Annotations[backing.AnnotationClientID] != t.ClientID {
-		return reject(OutcomeRevoked)
+		return nil, reject(OutcomeRevoked)
 	}
-	return nil
+	return sec, nil
 }
 
 // client returns the ApiClient a backing token belongs to, checking that it

@@ -187,10 +187,10 @@ var unauthorizedBody = func() []byte {
 // verify is the forward-auth endpoint: the request to decide on is the
 // gateway's, the decision is decide's.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) Outcome {
-	q := checkQuery{authorization: r.Header.Get("Authorization"), where: r.URL.Path}
-	q.cred, q.credErr = credentialFromHeaders(q.authorization, r.Header.Get("X-Api-Key")) // canonical: no allocation
+	q := checkQuery{authorization: headerGet(r.Header, "Authorization"), where: r.URL.Path}
+	q.cred, q.credErr = credentialFromHeaders(q.authorization, headerGet(r.Header, "X-Api-Key"))
 	// Clipped: a query value appended must not write into the header's array.
-	q.permissions, q.tenants = slices.Clip(r.Header.Values(HeaderRequirePermission)), slices.Clip(r.Header.Values(HeaderRequireTenant))
+	q.permissions, q.tenants = slices.Clip(r.Header[HeaderRequirePermission]), slices.Clip(r.Header[HeaderRequireTenant])
 	if r.URL.RawQuery != "" {
 		v := r.URL.Query()
 		q.permissions, q.tenants = append(q.permissions, v["permission"]...), append(q.tenants, v["tenant"]...)
@@ -403,10 +403,14 @@ func parseForm(r *http.Request) string {
 
 func splitValues(vals []string) []string {
 	if len(vals) == 1 && !strings.Contains(vals[0], ",") {
-		if v := strings.TrimSpace(vals[0]); v != "" {
+		switch v := strings.TrimSpace(vals[0]); v {
+		case "":
+			return nil
+		case vals[0]:
+			return vals[:1:1] // the common case, no allocation (read-only)
+		default:
 			return []string{v}
 		}
-		return nil
 	}
 	var out []string
 	for _, v := range vals {
@@ -422,7 +426,7 @@ func splitValues(vals []string) []string {
 // remoteAddr is the end client's address: the first X-Forwarded-For entry
 // that a gateway set, else the peer. It is informational (status.lastUsedFrom).
 func remoteAddr(r *http.Request) string {
-	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+	if xff := headerGet(r.Header, "X-Forwarded-For"); xff != "" {
 		first, _, _ := strings.Cut(xff, ",")
 		if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
 			return ip.String()
@@ -458,3 +462,14 @@ func (s *Server) ready() error {
 }
 
 func (s *Server) String() string { return fmt.Sprintf("verifier(synced=%v)", s.synced.Load()) }
+
+// headerGet is h.Get(key) for a key already in canonical form, as every
+// constant key here is: net/http canonicalizes the keys of the requests it
+// parses, and Get would validate and canonicalize key again on every call
+// of the hot path.
+func headerGet(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

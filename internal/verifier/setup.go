@@ -230,15 +230,12 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	}
 	shutdown := 5 * time.Second
 	srv := &manager.Server{
-		Name:     "verifier",
-		Listener: ln,
-		Server: &http.Server{
-			Addr: opts.Addr, Handler: withSource(s),
-			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-			IdleTimeout: 90 * time.Second, MaxHeaderBytes: 32 << 10,
-		},
+		Name:            "verifier",
+		Listener:        ln,
+		Server:          NewHTTPServer(withSource(s)),
 		ShutdownTimeout: &shutdown,
 	}
+	srv.Server.Addr = opts.Addr
 	if opts.GRPCListener != nil || opts.GRPCAddr != "" && opts.GRPCAddr != "0" {
 		gln := opts.GRPCListener
 		if gln == nil {
