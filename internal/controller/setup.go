@@ -72,8 +72,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}); err != nil {
 		return fmt.Errorf("indexing backing tokens by owner: %w", err)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &latchkeyv1alpha1.CredentialGrant{}, IndexGrantClientName,
-		func(o client.Object) []string { return []string{o.(*latchkeyv1alpha1.CredentialGrant).Spec.ClientName} }); err != nil {
+	// Listed only within the grant's namespace (grantsOfClient).
+	if err := index.Namespaced(context.Background(), mgr.GetCache(), &latchkeyv1alpha1.CredentialGrant{}, IndexGrantClientName,
+		func(o any) []string {
+			if g, ok := o.(*latchkeyv1alpha1.CredentialGrant); ok {
+				return []string{g.Spec.ClientName}
+			}
+			return nil
+		}); err != nil {
 		return fmt.Errorf("indexing CredentialGrants by client: %w", err)
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &latchkeyv1alpha1.ApiClient{}, IndexClientSpecClientID,
