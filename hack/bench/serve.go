@@ -17,9 +17,9 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/latchkey-dev/latchkey/internal/operator"
+	"github.com/latchkey-dev/latchkey/internal/testenv"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 )
 
@@ -206,15 +206,14 @@ func serve(kubeconfig string) error {
 
 // writeKubeconfig writes cfg's endpoint and credentials for the child.
 func writeKubeconfig(cfg *rest.Config) (string, error) {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["bench"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "bench"}
-	kc.CurrentContext = "bench"
+	kc, err := testenv.Kubeconfig(cfg)
+	if err != nil {
+		return "", err
+	}
 	f, err := os.CreateTemp("", "bench-kubeconfig-")
 	if err != nil {
 		return "", err
 	}
 	_ = f.Close()
-	return f.Name(), clientcmd.WriteToFile(*kc, f.Name())
+	return f.Name(), os.WriteFile(f.Name(), kc, 0o600)
 }

@@ -40,8 +40,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -508,17 +506,16 @@ func buildManager() (string, error) {
 }
 
 func writeKubeconfig(cfg *rest.Config) (string, error) {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["bench"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "bench"}
-	kc.CurrentContext = "bench"
+	kc, err := testenv.Kubeconfig(cfg)
+	if err != nil {
+		return "", err
+	}
 	f, err := os.CreateTemp("", "bench-scale-kubeconfig-")
 	if err != nil {
 		return "", err
 	}
 	_ = f.Close()
-	return f.Name(), clientcmd.WriteToFile(*kc, f.Name())
+	return f.Name(), os.WriteFile(f.Name(), kc, 0o600)
 }
 
 // restart runs the manager binary (controllers and verifier, no webhook, no

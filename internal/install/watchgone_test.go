@@ -566,20 +566,9 @@ func classifyWatch(r *http.Request) (resource, kind string) {
 	if r.Method != http.MethodGet {
 		return "", ""
 	}
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:]
-	default:
-		return "", ""
-	}
-	if len(parts) > 2 && parts[0] == "namespaces" {
-		parts = parts[2:]
-	}
+	parts := testenv.APIPath(r)
 	if len(parts) != 1 {
-		return "", "" // a named object, or a namespace itself
+		return "", "" // a named object, a namespace itself, discovery
 	}
 	q := r.URL.Query()
 	switch {
