@@ -42,6 +42,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/operator"
@@ -442,6 +443,14 @@ func heapPerToken(ctx context.Context, cfg *rest.Config, verifierOnly bool, toke
 	if _, err := firstOK("http://"+vln.Addr().String(), token, time.Minute); err != nil {
 		return 0, err
 	}
+	if !verifierOnly {
+		// The controllers reconcile every object once after a start: the
+		// heap is measured when that is over, not while its work is in
+		// flight (at N=50000 it was not over 2 s after the first 200).
+		if err := waitQueuesEmpty(ctx, 30*time.Minute); err != nil {
+			return 0, err
+		}
+	}
 	time.Sleep(2 * time.Second)
 	heap := liveHeap() - base
 	if *profiles != "" {
@@ -464,6 +473,43 @@ func heapPerToken(ctx context.Context, cfg *rest.Config, verifierOnly bool, toke
 		return 0, fmt.Errorf("manager: %w", err)
 	}
 	return heap, nil
+}
+
+// waitQueuesEmpty waits until the controllers' work queues (controller-
+// runtime's workqueue metrics, in this process's registry) have held nothing,
+// queued or in progress, for 5 s.
+func waitQueuesEmpty(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var emptySince time.Time
+	for time.Now().Before(deadline) {
+		busy := 0.0
+		families, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			return err
+		}
+		for _, mf := range families {
+			if mf.GetName() != "workqueue_depth" && mf.GetName() != "workqueue_unfinished_work_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				busy += m.GetGauge().GetValue()
+			}
+		}
+		switch {
+		case busy > 0:
+			emptySince = time.Time{}
+		case emptySince.IsZero():
+			emptySince = time.Now()
+		case time.Since(emptySince) >= 5*time.Second:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the controllers' queues were not empty after %s", timeout)
 }
 
 func liveHeap() float64 {
