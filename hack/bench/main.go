@@ -177,7 +177,7 @@ func run() error {
 	}
 
 	// The HTTP scenarios' server: a child process pinned to CPU 0 (serve.go).
-	kc, err := writeKubeconfig(env.Config)
+	kc, err := testenv.WriteKubeconfig(env.Config, "")
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/latchkey-dev/latchkey/internal/operator"
-	"github.com/latchkey-dev/latchkey/internal/testenv"
 	"github.com/latchkey-dev/latchkey/internal/verifier"
 )
 
@@ -202,18 +200,4 @@ func serve(kubeconfig string) error {
 	// Let the manager stop its servers before exiting.
 	time.Sleep(100 * time.Millisecond)
 	return nil
-}
-
-// writeKubeconfig writes cfg's endpoint and credentials for the child.
-func writeKubeconfig(cfg *rest.Config) (string, error) {
-	kc, err := testenv.Kubeconfig(cfg)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp("", "bench-kubeconfig-")
-	if err != nil {
-		return "", err
-	}
-	_ = f.Close()
-	return f.Name(), os.WriteFile(f.Name(), kc, 0o600)
 }

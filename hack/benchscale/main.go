@@ -224,7 +224,7 @@ func run() error {
 
 	// The binary: restart to the first 200, and RSS; then again with N
 	// unrelated Secrets in the cluster.
-	kubeconfig, err := writeKubeconfig(env.Config)
+	kubeconfig, err := testenv.WriteKubeconfig(env.Config, "")
 	if err != nil {
 		return err
 	}
@@ -549,19 +549,6 @@ func buildManager() (string, error) {
 	cmd.Dir = testenv.RepoRoot()
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return bin, cmd.Run()
-}
-
-func writeKubeconfig(cfg *rest.Config) (string, error) {
-	kc, err := testenv.Kubeconfig(cfg)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp("", "bench-scale-kubeconfig-")
-	if err != nil {
-		return "", err
-	}
-	_ = f.Close()
-	return f.Name(), os.WriteFile(f.Name(), kc, 0o600)
 }
 
 // restart runs the manager binary (controllers and verifier, no webhook, no

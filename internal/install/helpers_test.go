@@ -204,12 +204,8 @@ func impersonating(ns, sa string) *rest.Config {
 // impersonation when set) for the manager binary.
 func writeKubeconfig(t testing.TB, cfg *rest.Config) string {
 	t.Helper()
-	kc, err := testenv.Kubeconfig(cfg)
+	path, err := testenv.WriteKubeconfig(cfg, t.TempDir())
 	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kc, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -159,10 +158,8 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 		case !owned.owns(s):
 			trimSecret(s)
 		default:
+			s.Namespace = owned.intern(s.Namespace) // one string for every record
 			if c := backing.Cached(s); c != nil {
-				if m, err := meta.Accessor(c); err == nil {
-					m.SetNamespace(owned.intern(s.Namespace))
-				}
 				return c, nil
 			}
 		}

@@ -470,9 +470,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	vctx, stopVerifier := context.WithCancel(ctx)
 	defer stopVerifier()
-	verr := make(chan error, 1)
+	verr, vdone := make(chan error, 1), make(chan struct{})
 	log.Info("Starting the verifier", "namespace", opts.Namespace)
-	go func() { verr <- vmgr.Start(vctx) }()
+	go func() { verr <- vmgr.Start(vctx); close(vdone) }()
 
 	for rebuilt := false; ; rebuilt = true {
 		mgr, err := NewManager(cfg, copts)
@@ -480,7 +480,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			// Rebuilding after a lost lease reads the API server (discovery),
 			// which may still be unreachable: try again, the verifier serving
 			// meanwhile, rather than exit and take the verifier with us.
-			mgr, err = retryNewManager(ctx, log, cfg, copts, verr)
+			mgr, err = retryNewManager(ctx, log, cfg, copts, vdone)
+			if errors.Is(err, errVerifierDone) {
+				return verifierStopped(ctx, <-verr)
+			}
 			if err != nil && ctx.Err() != nil {
 				break
 			}
@@ -511,10 +514,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		// The controllers' names are registered once per process.
 		copts.SkipControllerNameValidation = true
 	}
-	if err := <-verr; err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("running the verifier: %w", err)
-	}
-	return nil
+	return verifierStopped(ctx, <-verr)
 }
 
 // servesVerifier reports whether this process serves the verification
@@ -611,9 +611,12 @@ func nonZero(d time.Duration) *time.Duration {
 	return &d
 }
 
+// errVerifierDone: the verifier's manager returned (its result is on verr).
+var errVerifierDone = errors.New("the verifier stopped")
+
 // retryNewManager builds the controllers' manager again until it can (the
 // API server answers discovery), ctx ends, or the verifier stops.
-func retryNewManager(ctx context.Context, log logr.Logger, cfg *rest.Config, opts Options, verr <-chan error) (ctrl.Manager, error) {
+func retryNewManager(ctx context.Context, log logr.Logger, cfg *rest.Config, opts Options, vdone <-chan struct{}) (ctrl.Manager, error) {
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 		mgr, err := NewManager(cfg, opts)
 		if err == nil {
@@ -623,8 +626,8 @@ func retryNewManager(ctx context.Context, log logr.Logger, cfg *rest.Config, opt
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case err := <-verr:
-			return nil, verifierStopped(ctx, err)
+		case <-vdone:
+			return nil, errVerifierDone
 		case <-time.After(delay):
 		}
 	}
@@ -633,11 +636,11 @@ func retryNewManager(ctx context.Context, log logr.Logger, cfg *rest.Config, opt
 // verifierStopped is the error of Run when its verifier's manager returned
 // err: none when it stopped because ctx ended.
 func verifierStopped(ctx context.Context, err error) error {
-	if err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return errors.New("the verifier stopped")
+	switch {
+	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)):
+		return nil
+	case err == nil:
+		return errVerifierDone
 	}
 	return fmt.Errorf("running the verifier: %w", err)
 }

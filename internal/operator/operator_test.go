@@ -2,6 +2,8 @@ package operator
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -352,5 +354,30 @@ func TestVerifierOnlyCacheIsCompact(t *testing.T) {
 	wantG.Labels, wantG.Spec.SecretName, wantG.Status.TokenID = nil, "", ""
 	if !reflect.DeepEqual(got, wantG) {
 		t.Fatalf("verifier-only CredentialGrant:\n got %+v\nwant %+v", got, wantG)
+	}
+}
+
+// Run's result when the verifier's manager returned err: nothing when ctx
+// ended, an error when the verifier stopped on its own.
+func TestVerifierStopped(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	live := context.Background()
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		err     error
+		wantErr bool
+	}{
+		{"ctx ended, verifier returned nil", done, nil, false},
+		{"ctx ended, verifier canceled", done, context.Canceled, false},
+		{"ctx ended, verifier failed", done, boom, true},
+		{"ctx live, verifier returned nil", live, nil, true},
+		{"ctx live, verifier failed", live, boom, true},
+	} {
+		if got := verifierStopped(tc.ctx, tc.err); (got != nil) != tc.wantErr {
+			t.Errorf("%s: %v", tc.name, got)
+		}
 	}
 }

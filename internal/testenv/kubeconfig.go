@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"net/http"
+	"os"
 	"strings"
 
 	"k8s.io/client-go/rest"
@@ -24,6 +25,22 @@ func Kubeconfig(cfg *rest.Config) ([]byte, error) {
 	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "user"}
 	kc.CurrentContext = "envtest"
 	return clientcmd.Write(*kc)
+}
+
+// WriteKubeconfig writes Kubeconfig(cfg) to a new file (mode 0600) in dir,
+// or in the system's temporary directory when dir is "", and returns its
+// path.
+func WriteKubeconfig(cfg *rest.Config, dir string) (string, error) {
+	kc, err := Kubeconfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, "kubeconfig-")
+	if err != nil {
+		return "", err
+	}
+	_ = f.Close()
+	return f.Name(), os.WriteFile(f.Name(), kc, 0o600)
 }
 
 // APIPath returns the parts of an API request's path after the group,

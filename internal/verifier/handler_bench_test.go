@@ -14,6 +14,7 @@ import (
 
 	latchkeyv1alpha1 "github.com/latchkey-dev/latchkey/api/v1alpha1"
 	"github.com/latchkey-dev/latchkey/internal/backing"
+	"github.com/latchkey-dev/latchkey/internal/index"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
@@ -43,11 +44,11 @@ func memServer(b testing.TB) (*Server, string, *memWorld) {
 		}
 		return toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, idx)
 	}
-	secrets := newIndexer(toolscache.Indexers{"field:" + IndexClientSecretByClientID: func(o any) ([]string, error) {
+	secrets := newIndexer(toolscache.Indexers{index.Name(IndexClientSecretByClientID): func(o any) ([]string, error) {
 		vals := clientSecretIndex(o)
 		out := make([]string, 0, len(vals))
 		for _, v := range vals {
-			out = append(out, o.(client.Object).GetNamespace()+"/"+v)
+			out = append(out, index.Key(o.(client.Object).GetNamespace(), v))
 		}
 		return out, nil
 	}})
