@@ -321,6 +321,17 @@ func FuzzVerifyScoped(f *testing.F) {
 			t.Fatalf("status %d", rec.Code)
 		}
 		raw, _, _ := strings.Cut(uri, "?")
+		if how%4 == 2 {
+			// A full URL: its path is what follows the authority, which ends
+			// at the first "/" and may take in the start of uri
+			// ("http://h" + "0/api/…" is host h0, path /api/…).
+			rest := "h" + uri
+			i := strings.IndexByte(rest, '/')
+			if i < 0 {
+				t.Fatalf("200 for %q, which has no path", "http://"+rest)
+			}
+			raw, _, _ = strings.Cut(rest[i:], "?")
+		}
 		dec, err := url.PathUnescape(raw)
 		if err != nil {
 			t.Fatalf("200 for %q, which net/url cannot decode", uri)
