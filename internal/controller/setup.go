@@ -136,11 +136,14 @@ var specOrMetadataChanged = predicate.Funcs{
 }
 
 // clientChangedForGrants: what a grant depends on of its client is its spec
-// (permissions, active), its client id in status, its UID and its deletion.
+// (permissions, active), its client id in status, its UID and its deletion;
+// and its first status write, which a grant waiting for a new client waits
+// for (waitsForNewClient).
 var clientChangedForGrants = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, n := e.ObjectOld.(*latchkeyv1alpha1.ApiClient), e.ObjectNew.(*latchkeyv1alpha1.ApiClient)
 		return o.Generation != n.Generation || o.Status.ClientID != n.Status.ClientID ||
+			o.Status.ObservedGeneration == 0 && n.Status.ObservedGeneration != 0 ||
 			(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil)
 	},
 }

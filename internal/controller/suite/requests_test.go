@@ -120,3 +120,38 @@ func floorWrites(f *fixture, c client.Client, ns, opNs string, i int) {
 			[]byte(fmt.Sprintf(`{"status":{"tokenID":"floor","issuedAt":%q}}`, now.UTC().Format(time.RFC3339)))))).To(Succeed())
 	}
 }
+
+// A grant applied together with its client (the usual order in Git) gets
+// one status write, not a ClientNotReady write a moment before its Ready one:
+// while its client has never been reconciled it waits silently, and the
+// client's first status write wakes it. A client that was reconciled and
+// holds no id (a conflict) still makes its grant say ClientNotReady.
+func TestGrantStatusWrittenOnce(t *testing.T) {
+	const n = 30
+	f := newFixture(t)
+	f.g.SetDefaultEventuallyTimeout(2 * time.Minute)
+	// Everything exists before the operator starts, so both controllers
+	// work through their queues at once: many grants are reconciled before
+	// their clients.
+	var grants []*latchkeyv1alpha1.CredentialGrant
+	for i := range n {
+		grants = append(grants, f.grant(fmt.Sprintf("g%03d", i), fmt.Sprintf("c%03d", i)))
+		f.client(fmt.Sprintf("c%03d", i))
+	}
+	f.client("holder", func(c *latchkeyv1alpha1.ApiClient) { c.Spec.ClientID = "shared-id" })
+	var opLog testenv.Requests
+	mgr, err := operator.NewManager(opLog.Wrap(env.Config), withSkip(f.options()))
+	f.g.Expect(err).NotTo(HaveOccurred())
+	testenv.RunManager(t, mgr)
+	for _, g := range grants {
+		f.waitReady(g)
+	}
+	time.Sleep(2 * time.Second) // trailing writes land
+	writes := opLog.Snapshot()["patch credentialgrants/status"]
+	f.g.Expect(writes).To(Equal(n), "status writes of %d grants:\n%s", n, testenv.RequestTable(opLog.Snapshot()))
+
+	// The client holds no id: once reconciled, its grant says why.
+	f.client("taker", func(c *latchkeyv1alpha1.ApiClient) { c.Spec.ClientID = "shared-id" })
+	g := f.grant("waiting", "taker")
+	f.waitCondition(g, latchkeyv1alpha1.ConditionReady, metav1.ConditionFalse, latchkeyv1alpha1.ReasonClientNotReady)
+}
