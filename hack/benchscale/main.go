@@ -10,8 +10,10 @@
 //     the leader lease excluded: they are per interval, not per object);
 //   - live heap per backing token (after GC) of a verifier-only manager and
 //     of a full one, in this process, over the same process's baseline;
-//   - RSS of the manager binary, restart to the first 200 at /v1/verify,
-//     and both again with N unrelated 100 KB Secrets in the cluster.
+//   - restart to the first 200 at /v1/verify of the binary run as the
+//     chart's verifier Deployment (--verifier-only) and as a manager that
+//     serves the verifier too; the manager's RSS; both again with N
+//     unrelated 100 KB Secrets in the cluster.
 package main
 
 import (
@@ -229,11 +231,20 @@ func run() error {
 		return err
 	}
 	defer func() { _ = os.Remove(kubeconfig) }()
-	firstOK, rss, err := restart(bin, kubeconfig, token)
+	// The chart's verifier Deployment (--verifier-only) is what gateways
+	// call: its restart is the figure the goal is about. A manager that
+	// serves the verifier itself (verifier.servedByManager, or make run)
+	// answers once every informer synced, consumer Secrets included.
+	vFirstOK, _, err := restart(bin, kubeconfig, token, true)
 	if err != nil {
 		return err
 	}
-	add(fmt.Sprintf("restart to first 200 (%d tokens)", tokens), dur(firstOK), "goal ≤ 10s", pass(firstOK <= 10*time.Second))
+	add(fmt.Sprintf("restart to first 200, --verifier-only (%d tokens)", tokens), dur(vFirstOK), "goal ≤ 10s", pass(vFirstOK <= 10*time.Second))
+	firstOK, rss, err := restart(bin, kubeconfig, token, false)
+	if err != nil {
+		return err
+	}
+	add(fmt.Sprintf("restart to first 200, manager serving the verifier (%d tokens)", tokens), dur(firstOK), "", "")
 	step("creating %d unrelated 100 KB Secrets", *unrelated)
 	payload := bytes.Repeat([]byte{'x'}, 100<<10)
 	if err := parallel(8, *unrelated, func(i int) error {
@@ -242,7 +253,7 @@ func run() error {
 	}); err != nil {
 		return err
 	}
-	firstOK2, rss2, err := restart(bin, kubeconfig, token)
+	firstOK2, rss2, err := restart(bin, kubeconfig, token, false)
 	if err != nil {
 		return err
 	}
@@ -552,9 +563,10 @@ func buildManager() (string, error) {
 }
 
 // restart runs the manager binary (controllers and verifier, no webhook, no
-// leader election) and measures the time from exec to the first 200 for
-// token, then its RSS once settled. It stops it again.
-func restart(bin, kubeconfig, token string) (time.Duration, float64, error) {
+// leader election; or, verifierOnly, the verifier alone, as the chart's
+// verifier Deployment runs it) and measures the time from exec to the first
+// 200 for token, then its RSS once settled. It stops it again.
+func restart(bin, kubeconfig, token string, verifierOnly bool) (time.Duration, float64, error) {
 	ports := make([]string, 3)
 	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -567,6 +579,9 @@ func restart(bin, kubeconfig, token string) (time.Duration, float64, error) {
 	cmd := exec.Command(bin, "--kubeconfig="+kubeconfig, "--namespace=latchkey-system", "--enable-webhooks=false",
 		"--verifier-bind-address="+ports[0], "--verifier-grpc-bind-address=0", "--metrics-bind-address="+ports[1], "--metrics-secure=false",
 		"--health-probe-bind-address="+ports[2], fmt.Sprintf("--kube-api-qps=%g", *qps), fmt.Sprintf("--kube-api-burst=%d", *burst))
+	if verifierOnly {
+		cmd.Args = append(cmd.Args, "--verifier-only")
+	}
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
