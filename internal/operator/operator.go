@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/go-logr/logr"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -302,6 +303,9 @@ func CacheOptions(opts Options) cache.Options {
 		// Only what verification reads (cache.go).
 		byObject[&latchkeyv1alpha1.ApiClient{}] = cache.ByObject{Transform: verifierClientTransform}
 		byObject[&latchkeyv1alpha1.CredentialGrant{}] = cache.ByObject{Transform: verifierGrantTransform}
+	} else {
+		byObject[&latchkeyv1alpha1.ApiClient{}] = cache.ByObject{Transform: dropLastApplied}
+		byObject[&latchkeyv1alpha1.CredentialGrant{}] = cache.ByObject{Transform: dropLastApplied}
 	}
 	return cache.Options{
 		NewInformer:                 newInformer,
@@ -310,6 +314,24 @@ func CacheOptions(opts Options) cache.Options {
 		DefaultNamespaces:           namespaces,
 		ByObject:                    byObject,
 	}
+}
+
+// dropLastApplied strips managedFields and kubectl's last-applied
+// configuration from a cached ApiClient or CredentialGrant: a copy of the
+// whole object that `kubectl apply` keeps in an annotation, which would
+// double what the manager holds per object. Nothing reads it; the
+// controllers write these objects only with patches of their own fields
+// (the finalizer, server-side applied status), never an update of the
+// cached object, so nothing can write the cached copy back without it.
+func dropLastApplied(in any) (any, error) {
+	out, err := cache.TransformStripManagedFields()(in)
+	if o, ok := out.(client.Object); ok {
+		if a := o.GetAnnotations(); a[corev1.LastAppliedConfigAnnotation] != "" {
+			delete(a, corev1.LastAppliedConfigAnnotation)
+			o.SetAnnotations(maps.Clone(a)) // a map does not shrink
+		}
+	}
+	return out, err
 }
 
 // NewManager builds the manager with every controller and, when enabled, the
