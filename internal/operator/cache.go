@@ -145,7 +145,7 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 	strip := cache.TransformStripManagedFields()
 	return func(in any) (any, error) {
 		switch in.(type) {
-		case *backing.CachedToken, *backing.CachedClaim:
+		case *backing.CachedToken, *backing.CachedClaim, *backing.CachedSecret:
 			return in, nil // already transformed (a resync)
 		}
 		out, err := strip(in)
@@ -157,6 +157,11 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 		case !ok:
 		case !owned.owns(s):
 			trimSecret(s)
+			if compactConsumer(owned, s) {
+				if c := backing.CompactSecret(s); c != nil {
+					return c, nil
+				}
+			}
 		default:
 			s.Namespace = owned.intern(s.Namespace) // one string for every record
 			if c := backing.Cached(s); c != nil {
@@ -165,6 +170,16 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 		}
 		return out, nil
 	}
+}
+
+// compactConsumer says whether the cache holds the (trimmed) Secret s in
+// its compact form, backing.CachedSecret: consumer Secrets outside
+// Latchkey's own namespaces. There the verifier reads only its own Secrets
+// from the informer, by key and by index, and finds a consumer Secret
+// exactly as before (a *corev1.Secret it refuses), and the controllers'
+// backing-token index reads only the operator namespace.
+func compactConsumer(owned ownedSecrets, s *corev1.Secret) bool {
+	return (s.Type == latchkeyv1alpha1.ClientSecretType || s.Type == latchkeyv1alpha1.GrantSecretType) && !owned.namespaces[s.Namespace]
 }
 
 // trimSecret reduces a Secret Latchkey does not own to what the controllers
