@@ -42,6 +42,15 @@ import (
 // Metadata of every Secret that is not Latchkey's own is bounded too (see
 // trimMeta): labels and annotations within a byte budget, only the
 // controller owner reference, no finalizers.
+//
+// A consumer Secret outside Latchkey's own namespaces is then held compact
+// (backing.CachedSecret, see compactConsumer): the trimmed Secret's strings
+// in one buffer, ~360 bytes where the trimmed *corev1.Secret takes ~2 KB.
+// It renders back as exactly that trimmed Secret (a cache Get or List
+// returns it; the metav1.Object getters that informers, event handlers,
+// index functions and label selectors read return its values). A Secret it
+// cannot represent exactly (being deleted, a finalizer, a generation, over
+// 64 KiB of strings, ...) stays the trimmed *corev1.Secret.
 const (
 	// cacheMaxValue bounds a kept data value of a consumer Secret. Every value
 	// Latchkey generates is under 100 bytes; a user-chosen client secret
