@@ -104,7 +104,7 @@ const (
 // strings. s is not modified, and the result shares no memory with it.
 func CompactSecret(s *corev1.Secret) *CachedSecret {
 	m := &s.ObjectMeta
-	if m.GenerateName != "" || m.SelfLink != "" || m.Generation != 0 || m.DeletionTimestamp != nil ||
+	if m.GenerateName != "" || m.GetSelfLink() != "" || m.Generation != 0 || m.DeletionTimestamp != nil ||
 		m.DeletionGracePeriodSeconds != nil || m.Finalizers != nil || m.ManagedFields != nil ||
 		s.Immutable != nil || s.StringData != nil || len(m.OwnerReferences) > 1 || m.OwnerReferences != nil && len(m.OwnerReferences) == 0 ||
 		len(m.Labels) > 0xFFFF || len(m.Annotations) > 0xFFFF || len(s.Data) > 0xFFFF {

@@ -48,7 +48,7 @@ func TestCompactSecret(t *testing.T) {
 		{"one string of 64 KiB", func(s *corev1.Secret) { s.Data["big"] = []byte(strings.Repeat("v", 0xFFFF)) }, false},
 		{"managedFields", func(s *corev1.Secret) { s.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "m"}} }, false},
 		{"stringData", func(s *corev1.Secret) { s.StringData = map[string]string{"a": "b"} }, false},
-		{"selfLink", func(s *corev1.Secret) { s.SelfLink = "/api/v1/x" }, false},
+		{"selfLink", func(s *corev1.Secret) { s.SetSelfLink("/api/v1/x") }, false},
 		{"two owner references", func(s *corev1.Secret) { s.OwnerReferences = make([]metav1.OwnerReference, 2) }, false},
 		{"an empty finalizer list", func(s *corev1.Secret) { s.Finalizers = []string{} }, false},
 	} {
