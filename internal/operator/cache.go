@@ -42,6 +42,15 @@ import (
 // Metadata of every Secret that is not Latchkey's own is bounded too (see
 // trimMeta): labels and annotations within a byte budget, only the
 // controller owner reference, no finalizers.
+//
+// A consumer Secret outside Latchkey's own namespaces is then held compact
+// (backing.CachedSecret, see compactConsumer): the trimmed Secret's strings
+// in one buffer, ~360 bytes where the trimmed *corev1.Secret takes ~2 KB.
+// It renders back as exactly that trimmed Secret (a cache Get or List
+// returns it; the metav1.Object getters that informers, event handlers,
+// index functions and label selectors read return its values). A Secret it
+// cannot represent exactly (being deleted, a finalizer, a generation, over
+// 64 KiB of strings, ...) stays the trimmed *corev1.Secret.
 const (
 	// cacheMaxValue bounds a kept data value of a consumer Secret. Every value
 	// Latchkey generates is under 100 bytes; a user-chosen client secret
@@ -145,7 +154,7 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 	strip := cache.TransformStripManagedFields()
 	return func(in any) (any, error) {
 		switch in.(type) {
-		case *backing.CachedToken, *backing.CachedClaim:
+		case *backing.CachedToken, *backing.CachedClaim, *backing.CachedSecret:
 			return in, nil // already transformed (a resync)
 		}
 		out, err := strip(in)
@@ -157,6 +166,11 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 		case !ok:
 		case !owned.owns(s):
 			trimSecret(s)
+			if compactConsumer(owned, s) {
+				if c := backing.CompactSecret(s); c != nil {
+					return c, nil
+				}
+			}
 		default:
 			s.Namespace = owned.intern(s.Namespace) // one string for every record
 			if c := backing.Cached(s); c != nil {
@@ -165,6 +179,16 @@ func secretTransform(opts Options) toolscache.TransformFunc {
 		}
 		return out, nil
 	}
+}
+
+// compactConsumer says whether the cache holds the (trimmed) Secret s in
+// its compact form, backing.CachedSecret: consumer Secrets outside
+// Latchkey's own namespaces. There the verifier reads only its own Secrets
+// from the informer, by key and by index, and finds a consumer Secret
+// exactly as before (a *corev1.Secret it refuses), and the controllers'
+// backing-token index reads only the operator namespace.
+func compactConsumer(owned ownedSecrets, s *corev1.Secret) bool {
+	return (s.Type == latchkeyv1alpha1.ClientSecretType || s.Type == latchkeyv1alpha1.GrantSecretType) && !owned.namespaces[s.Namespace]
 }
 
 // trimSecret reduces a Secret Latchkey does not own to what the controllers

@@ -130,6 +130,18 @@ func transformed(t *testing.T, opts Options, s *corev1.Secret) *corev1.Secret {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c, ok := out.(*backing.CachedSecret); ok {
+		// A consumer Secret, held compact: a resync hands it back as is;
+		// read, it is the trimmed Secret, which transforms to the same.
+		if again, _ := tr(c); again != c {
+			t.Fatal("the transform is not idempotent on a compact Secret")
+		}
+		out = c.DeepCopyObject()
+		if again, _ := tr(out.(*corev1.Secret).DeepCopy()); !reflect.DeepEqual(again, c) {
+			t.Fatalf("the transform is not idempotent:\n%+v\n%+v", c, again)
+		}
+		return out.(*corev1.Secret)
+	}
 	again, err := tr(out.(*corev1.Secret).DeepCopy())
 	if err != nil {
 		t.Fatal(err)

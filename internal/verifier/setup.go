@@ -259,6 +259,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// clientSecretIndex indexes every Secret the informer stores, in whatever
+// form the cache's transform stored it, by the same rule: the backing
+// tokens of client secrets (and any Secret labelled like one) by client id.
 func clientSecretIndex(obj any) []string {
 	var l, a map[string]string
 	switch o := obj.(type) {
@@ -269,6 +272,12 @@ func clientSecretIndex(obj any) []string {
 		return []string{o.Token.ClientID}
 	case *corev1.Secret:
 		l, a = o.Labels, o.Annotations
+	case *backing.CachedSecret: // a consumer Secret in a tenant namespace (never looked up)
+		if o.Label(backing.LabelComponent) != backing.ComponentValue || o.Label(backing.LabelOwnerKind) != backing.KindApiClient ||
+			o.Annotation(backing.AnnotationClientID) == "" {
+			return nil
+		}
+		return []string{o.Annotation(backing.AnnotationClientID)}
 	default:
 		return nil
 	}
