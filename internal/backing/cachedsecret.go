@@ -293,7 +293,7 @@ func (c *CachedSecret) Secret() *corev1.Secret {
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: c.GetName(), Namespace: c.GetNamespace(), UID: c.GetUID(),
 			ResourceVersion: c.GetResourceVersion(), CreationTimestamp: c.GetCreationTimestamp(),
-			Labels: c.GetLabels(), Annotations: c.GetAnnotations(), OwnerReferences: c.ownerReferences()},
+			Labels: c.GetLabels(), Annotations: c.GetAnnotations(), OwnerReferences: c.GetOwnerReferences()},
 		Type: c.Type(),
 	}
 	if c.flags&flagTypeMeta != 0 {
@@ -336,9 +336,7 @@ func (c *CachedSecret) GetCreationTimestamp() metav1.Time {
 	return metav1.NewTime(time.Unix(c.created, 0))
 }
 
-func (c *CachedSecret) GetOwnerReferences() []metav1.OwnerReference { return c.ownerReferences() }
-
-func (c *CachedSecret) ownerReferences() []metav1.OwnerReference {
+func (c *CachedSecret) GetOwnerReferences() []metav1.OwnerReference {
 	if c.flags&flagOwner == 0 {
 		return nil
 	}

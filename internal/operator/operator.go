@@ -316,6 +316,8 @@ func CacheOptions(opts Options) cache.Options {
 	}
 }
 
+var stripManagedFields = cache.TransformStripManagedFields()
+
 // dropLastApplied strips managedFields and kubectl's last-applied
 // configuration from a cached ApiClient or CredentialGrant: a copy of the
 // whole object that `kubectl apply` keeps in an annotation, which would
@@ -324,7 +326,7 @@ func CacheOptions(opts Options) cache.Options {
 // (the finalizer, server-side applied status), never an update of the
 // cached object, so nothing can write the cached copy back without it.
 func dropLastApplied(in any) (any, error) {
-	out, err := cache.TransformStripManagedFields()(in)
+	out, err := stripManagedFields(in)
 	if o, ok := out.(client.Object); ok {
 		if a := o.GetAnnotations(); a[corev1.LastAppliedConfigAnnotation] != "" {
 			delete(a, corev1.LastAppliedConfigAnnotation)

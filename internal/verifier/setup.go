@@ -263,7 +263,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*Server, error) {
 // form the cache's transform stored it, by the same rule: the backing
 // tokens of client secrets (and any Secret labelled like one) by client id.
 func clientSecretIndex(obj any) []string {
-	var l, a map[string]string
+	var label, annotation func(string) string
 	switch o := obj.(type) {
 	case *backing.CachedToken:
 		if o.Token.OwnerKind != backing.KindApiClient || o.Token.ClientID == "" {
@@ -271,20 +271,18 @@ func clientSecretIndex(obj any) []string {
 		}
 		return []string{o.Token.ClientID}
 	case *corev1.Secret:
-		l, a = o.Labels, o.Annotations
+		label = func(k string) string { return o.Labels[k] }
+		annotation = func(k string) string { return o.Annotations[k] }
 	case *backing.CachedSecret: // a consumer Secret in a tenant namespace (never looked up)
-		if o.Label(backing.LabelComponent) != backing.ComponentValue || o.Label(backing.LabelOwnerKind) != backing.KindApiClient ||
-			o.Annotation(backing.AnnotationClientID) == "" {
-			return nil
-		}
-		return []string{o.Annotation(backing.AnnotationClientID)}
+		label, annotation = o.Label, o.Annotation
 	default:
 		return nil
 	}
-	if l[backing.LabelComponent] != backing.ComponentValue || l[backing.LabelOwnerKind] != backing.KindApiClient || a[backing.AnnotationClientID] == "" {
+	id := annotation(backing.AnnotationClientID)
+	if label(backing.LabelComponent) != backing.ComponentValue || label(backing.LabelOwnerKind) != backing.KindApiClient || id == "" {
 		return nil
 	}
-	return []string{a[backing.AnnotationClientID]}
+	return []string{id}
 }
 
 // everyReplica is a runnable that runs on every replica, leader or not
