@@ -97,6 +97,7 @@ func main() {
 		})
 	qps := flag.Float64("kube-api-qps", operator.DefaultQPS, "Queries per second to the API server.")
 	flag.IntVar(&opts.Burst, "kube-api-burst", operator.DefaultBurst, "Burst of queries to the API server.")
+	flag.BoolVar(&opts.APICompression, "kube-api-compression", false, "Ask the API server to gzip responses and watch streams (for an API server across a slow link; costs CPU on both sides).")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", operator.DefaultMaxConcurrentReconciles, "Parallel reconciles per controller.")
 	flag.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "Serve HTTP/2 on the webhook and metrics servers.")
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
