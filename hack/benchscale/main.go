@@ -44,6 +44,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -440,11 +441,15 @@ func parallel(workers, count int, f func(i int) error) error {
 	return <-errs
 }
 
-// readyWatch holds which ApiClients and grants of a namespace are Ready,
-// from a cache (a list, then a watch) that keeps only their conditions.
+// readyWatch counts the Ready ApiClients and grants of a namespace, from
+// informers (a list, then a watch) that keep only their conditions. The
+// count is kept by the informers' event handlers: nothing is listed or
+// copied per poll, since the harness shares its process and the machine
+// with the operator it measures.
 type readyWatch struct {
-	cache cache.Cache
 	stop  context.CancelFunc
+	mu    sync.Mutex
+	ready map[string]bool
 }
 
 func watchReady(ctx context.Context, cfg *rest.Config, ns string) (*readyWatch, error) {
@@ -464,9 +469,43 @@ func watchReady(ctx context.Context, cfg *rest.Config, ns string) (*readyWatch, 
 	if err != nil {
 		return nil, err
 	}
+	w := &readyWatch{ready: map[string]bool{}}
+	set := func(obj any, deleted bool) {
+		var key string
+		var conds []metav1.Condition
+		switch o := obj.(type) {
+		case *latchkeyv1alpha1.ApiClient:
+			key, conds = "c/"+o.Name, o.Status.Conditions
+		case *latchkeyv1alpha1.CredentialGrant:
+			key, conds = "g/"+o.Name, o.Status.Conditions
+		default:
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if !deleted && meta.IsStatusConditionTrue(conds, latchkeyv1alpha1.ConditionReady) {
+			w.ready[key] = true
+		} else {
+			delete(w.ready, key)
+		}
+	}
 	cctx, cancel := context.WithCancel(ctx)
+	w.stop = cancel
 	for _, obj := range []client.Object{&latchkeyv1alpha1.ApiClient{}, &latchkeyv1alpha1.CredentialGrant{}} {
-		if _, err := c.GetInformer(cctx, obj); err != nil {
+		inf, err := c.GetInformer(cctx, obj)
+		if err == nil {
+			_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+				AddFunc:    func(o any) { set(o, false) },
+				UpdateFunc: func(_, o any) { set(o, false) },
+				DeleteFunc: func(o any) {
+					if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+						o = t.Obj
+					}
+					set(o, true)
+				},
+			})
+		}
+		if err != nil {
 			cancel()
 			return nil, err
 		}
@@ -476,7 +515,7 @@ func watchReady(ctx context.Context, cfg *rest.Config, ns string) (*readyWatch, 
 		cancel()
 		return nil, fmt.Errorf("the harness's watch of %s did not sync", ns)
 	}
-	return &readyWatch{cache: c, stop: cancel}, nil
+	return w, nil
 }
 
 // waitReady waits until want objects are Ready, as the watch sees them.
@@ -484,27 +523,9 @@ func waitReady(ctx context.Context, w *readyWatch, want int, timeout time.Durati
 	deadline := time.Now().Add(timeout)
 	last := time.Now()
 	for {
-		ready := 0
-		var cl latchkeyv1alpha1.ApiClientList
-		var gl latchkeyv1alpha1.CredentialGrantList
-		// Read only, and the harness shares the machine with the operator:
-		// no copy of 2N objects twice a second.
-		if err := w.cache.List(ctx, &cl, client.UnsafeDisableDeepCopy); err != nil {
-			return err
-		}
-		if err := w.cache.List(ctx, &gl, client.UnsafeDisableDeepCopy); err != nil {
-			return err
-		}
-		for i := range cl.Items {
-			if meta.IsStatusConditionTrue(cl.Items[i].Status.Conditions, latchkeyv1alpha1.ConditionReady) {
-				ready++
-			}
-		}
-		for i := range gl.Items {
-			if meta.IsStatusConditionTrue(gl.Items[i].Status.Conditions, latchkeyv1alpha1.ConditionReady) {
-				ready++
-			}
-		}
+		w.mu.Lock()
+		ready := len(w.ready)
+		w.mu.Unlock()
 		if ready >= want {
 			return nil
 		}
@@ -515,7 +536,11 @@ func waitReady(ctx context.Context, w *readyWatch, want int, timeout time.Durati
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d of %d objects Ready after %s", ready, want, timeout)
 		}
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 
